@@ -1,0 +1,1 @@
+"""Deployable Prefect flows: thin wiring of the layers, one module per deployment."""

@@ -1,0 +1,416 @@
+"""The local stack that ``make up`` / ``interchange up`` starts, in order, with readiness checks.
+
+OpenBao (dev) seeded with the sandbox credentials -> localstripe (the project's
+launcher: 127.0.0.1, in-memory) seeded with a messy demo data set -> the alert
+receiver -> the Prefect server -> the process work pool and a worker ->
+``prefect --no-prompt deploy --all`` (which also creates the alert automations) ->
+the experience API -> the first sync through the Prefect server -> a summary with
+the URLs and a demo API key. Ctrl-C stops everything it started.
+
+Everything lives under ``.interchange/`` (git-ignored). The sandboxes start empty
+each time, so the hub database is reset with them; the Prefect database is kept
+(later starts skip its migrations).
+
+This module only orchestrates processes: sandboxes, flows and the API are started
+as subprocesses by module path, never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+
+from interchange import prefect_server, vaultdev
+
+console = Console(highlight=False)
+
+ROOT = Path(__file__).resolve().parent.parent
+STRIPE_VAULT_PATH = "interchange/sources/stripe"
+
+
+class StackSettings(BaseSettings):
+    """Ports and sizes of the local stack, from ``INTERCHANGE_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="INTERCHANGE_", extra="ignore")
+
+    home: Path = Path(".interchange")
+    prefect_port: int = 4200
+    api_port: int = 8000
+    vault_port: int = 8200
+    stripe_port: int = 8420
+    alerts_port: int = 8421
+    demo_customers: int = Field(300, ge=1)
+    alert_slow_seconds: int = Field(600, ge=10)
+    worker_poll_seconds: int = Field(2, ge=1)
+    sync_timeout_seconds: int = Field(600, ge=10)
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Managed:
+    name: str
+    proc: subprocess.Popen
+    log: Path | None
+
+
+@dataclass
+class Stack:
+    settings: StackSettings
+    procs: list[Managed] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return (ROOT / self.settings.home).resolve() if not self.settings.home.is_absolute() \
+            else self.settings.home
+
+    def log_path(self, name: str) -> Path:
+        path = self.home / "logs" / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str], *, echo: bool = False
+    ) -> Managed:
+        log = None if echo else self.log_path(name)
+        out = None if echo else open(log, "ab")  # noqa: SIM115 (handed to the child)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT if out else None, start_new_session=True,
+        )
+        if out:
+            out.close()
+        managed = Managed(name, proc, log)
+        self.procs.append(managed)
+        return managed
+
+    def adopt(self, name: str, proc: subprocess.Popen, log: Path | None) -> None:
+        self.procs.append(Managed(name, proc, log))
+
+    def stop_all(self) -> None:
+        for managed in reversed(self.procs):
+            _stop(managed.proc)
+        self.procs.clear()
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: StackSettings) -> None:
+    taken = [
+        f"{name} ({port})"
+        for name, port in [
+            ("Prefect", settings.prefect_port), ("API", settings.api_port),
+            ("OpenBao", settings.vault_port), ("localstripe", settings.stripe_port),
+            ("alert receiver", settings.alerts_port),
+        ]
+        if not _port_free(port)
+    ]
+    if taken:
+        raise StackError(
+            "port(s) already in use: " + ", ".join(taken)
+            + ". Stop whatever listens there, or choose other ports with "
+            "INTERCHANGE_PREFECT_PORT / _API_PORT / _VAULT_PORT / _STRIPE_PORT / _ALERTS_PORT."
+        )
+
+
+def _wait_http(url: str, *, proc: subprocess.Popen, what: str, log: Path | None,
+               timeout: float = 60, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}{_tail(log)}")
+        try:
+            if httpx.get(url, timeout=2, headers=headers).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise StackError(f"{what} not ready after {timeout:.0f}s{_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 20) -> str:
+    if not log or not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log} ---\n" + "\n".join(text)
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _run(cmd: list[str], env: dict[str, str], what: str, *, timeout: float = 300) -> str:
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed (exit {result.returncode}):\n"
+                         f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result.stdout
+
+
+def _step(message: str) -> None:
+    console.print(f"[bold cyan]>[/] {message}")
+
+
+def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
+    """Start every component; return the stack and the facts the summary prints."""
+    check_ports(settings)
+    stack = Stack(settings)
+    home = stack.home
+    home.mkdir(parents=True, exist_ok=True)
+    hub_db = home / "hub.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{hub_db}{suffix}").unlink(missing_ok=True)
+
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PREFECT_", "VAULT_", "BAO_"))}
+    venv_bin = str(Path(sys.executable).parent)
+    base_env["PATH"] = venv_bin + os.pathsep + base_env.get("PATH", "")
+    base_env["INTERCHANGE_HOME"] = str(home)
+    base_env["INTERCHANGE_DATABASE_URL"] = f"sqlite:///{hub_db}"
+    base_env["INTERCHANGE_SOURCES_FILE"] = str(ROOT / "sources.yaml")
+    base_env["INTERCHANGE_PROJECT_DIR"] = str(ROOT)
+    stripe_url = f"http://127.0.0.1:{settings.stripe_port}"
+    base_env["INTERCHANGE_STRIPE_URL"] = stripe_url
+    py = sys.executable
+    try:
+        # 1. Vault: a fresh dev server; the sandbox key exists only there.
+        _step(f"OpenBao dev server on :{settings.vault_port}")
+        vault_addr = f"http://127.0.0.1:{settings.vault_port}"
+        root_token = pysecrets.token_urlsafe(24)
+        proc = vaultdev.start_dev_server(port=settings.vault_port, root_token=root_token,
+                                         log_path=stack.log_path("openbao"))
+        stack.adopt("openbao", proc, stack.log_path("openbao"))
+        vaultdev.wait_ready(vault_addr, proc=proc)
+        stripe_key = "sk_test_" + pysecrets.token_hex(16)
+        vaultdev.seed(vault_addr, root_token, {STRIPE_VAULT_PATH: {"api_key": stripe_key}})
+        role_id, secret_id = vaultdev.setup_approle(
+            vault_addr, root_token, read_paths=["interchange/*"], write_paths=["interchange/*"]
+        )
+        # Workers and the API log in with AppRole; the root token stays in this process.
+        vault_env = {
+            "INTERCHANGE_VAULT_ADDR": vault_addr,
+            "INTERCHANGE_VAULT_ROLE_ID": role_id,
+            "INTERCHANGE_VAULT_SECRET_ID": secret_id,
+        }
+
+        # 2. localstripe through the project's launcher, seeded with messy demo data.
+        _step(f"localstripe sandbox on :{settings.stripe_port}, seeding "
+              f"{settings.demo_customers} customers")
+        m = stack.spawn("localstripe", [py, "-m", "sandboxes.localstripe_server",
+                                        "--host", "127.0.0.1", "--port",
+                                        str(settings.stripe_port)], base_env)
+        _wait_http(f"{stripe_url}/v1/customers?limit=1", proc=m.proc, what="localstripe",
+                   log=m.log, headers={"Authorization": f"Bearer {stripe_key}"})
+        seed_env = {**base_env, "STRIPE_API_KEY": stripe_key}
+        seeded = _run([py, "-m", "sandboxes.stripe_seed", "--url", stripe_url,
+                       "--customers", str(settings.demo_customers), "--json"],
+                      seed_env, "seeding localstripe")
+
+        # 3. The alert receiver prints every alert into this terminal.
+        _step(f"alert receiver on :{settings.alerts_port}")
+        m = stack.spawn("alerts", [py, "-m", "interchange.receiver", "--port",
+                                   str(settings.alerts_port), "--out",
+                                   str(home / "alerts.jsonl")], base_env, echo=True)
+        _wait_http(f"http://127.0.0.1:{settings.alerts_port}/", proc=m.proc,
+                   what="alert receiver", log=None)
+
+        # 4. Prefect server (SQLite under .interchange/prefect).
+        _step(f"Prefect server on :{settings.prefect_port}")
+        api_url = prefect_server.api_url_for(settings.prefect_port)
+        log = stack.log_path("prefect-server")
+        proc = prefect_server.start_server(port=settings.prefect_port, home=home / "prefect",
+                                           log_path=log, ui=True)
+        stack.adopt("prefect-server", proc, log)
+        prefect_server.wait_ready(api_url, timeout=120)
+        pf_env = {**base_env, **prefect_server.client_env(api_url),
+                  "PREFECT_HOME": str(home / "prefect")}
+
+        # 5. Work pool, deployments (+ alert automations), worker.
+        _step("work pool, deployments and alert automations")
+        prefect = _bin("prefect")
+        _run([prefect, "--no-prompt", "work-pool", "create", "interchange", "--type",
+              "process", "--overwrite"], pf_env, "creating the work pool")
+        deploy_env = {**pf_env, "INTERCHANGE_ALERT_KIND": "webhook",
+                      "INTERCHANGE_ALERT_URL": f"http://127.0.0.1:{settings.alerts_port}/",
+                      "INTERCHANGE_ALERT_SLOW_SECONDS": str(settings.alert_slow_seconds)}
+        _run([prefect, "--no-prompt", "deploy", "--all"], deploy_env, "prefect deploy --all")
+        worker_env = {**pf_env, **vault_env,
+                      "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_poll_seconds)}
+        stack.spawn("worker", [prefect, "worker", "start", "--pool", "interchange",
+                               "--type", "process"], worker_env)
+
+        # 6. Experience API.
+        _step(f"experience API on :{settings.api_port}")
+        _run([py, "-m", "interchange.cli", "migrate"], base_env, "hub migrations")
+        m = stack.spawn("api", [py, "-m", "uvicorn", "--factory",
+                                "experience_apis.http.app:create_app", "--host", "127.0.0.1",
+                                "--port", str(settings.api_port)], {**base_env, **vault_env})
+        _wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", proc=m.proc,
+                   what="experience API", log=m.log)
+
+        # 7. The first sync, through the Prefect server and the worker.
+        _step("first sync: sync-stripe (full) through the Prefect server")
+        run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds)], pf_env,
+                   "the first sync", timeout=settings.sync_timeout_seconds + 60)
+        facts = json.loads(run.strip().splitlines()[-1])
+        key = json.loads(_run([py, "-m", "interchange.cli", "keys", "create", "--name",
+                               f"demo-{int(time.time())}", "--scopes",
+                               "customers:read,payments:read", "--json"],
+                              base_env, "creating the demo API key").strip().splitlines()[-1])
+        facts.update(
+            api_key=key["key"], api_url=f"http://127.0.0.1:{settings.api_port}",
+            prefect_url=f"http://127.0.0.1:{settings.prefect_port}",
+            vault_url=vault_addr, stripe_url=stripe_url,
+            alerts_url=f"http://127.0.0.1:{settings.alerts_port}",
+            seeded=seeded.strip().splitlines()[-1] if seeded.strip() else "",
+            **hub_counts(hub_db),
+        )
+        return stack, facts
+    except BaseException:
+        stack.stop_all()
+        raise
+
+
+# Runs in a child process with the stack's Prefect env: waits for the flow run.
+_RUN_FIRST_SYNC = """
+import json, sys
+from prefect.deployments import run_deployment
+run = run_deployment("sync-stripe/sync-stripe", parameters={"params": {"mode": "full"}},
+                     timeout=int(sys.argv[1]), tags=["first-sync"])
+print(json.dumps({"flow_run_id": str(run.id), "flow_run_name": run.name,
+                  "state": run.state.type.value if run.state else "UNKNOWN"}))
+"""
+
+
+def hub_counts(db: Path) -> dict[str, int]:
+    """Counts straight from the hub database (this module knows no layer's models)."""
+    conn = sqlite3.connect(db)
+    try:
+        count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "customers": count("select count(*) from customers"),
+            "payments": count("select count(*) from payments where kind = 'payment'"),
+            "refunds": count("select count(*) from payments where kind = 'refund'"),
+            "quarantined": count("select count(*) from quarantine where status = 'open'"),
+        }
+    finally:
+        conn.close()
+
+
+def print_summary(facts: dict[str, str]) -> None:
+    ok = facts["state"] == "COMPLETED"
+    colour = "green" if ok else "red"
+    console.print()
+    console.print(f"[bold {colour}]First sync {facts['state'].lower()}[/]: "
+                  f"{facts['customers']} customers, {facts['payments']} payments, "
+                  f"{facts['refunds']} refunds synced; {facts['quarantined']} records "
+                  "quarantined with their reasons.")
+    console.print()
+    console.print(f"  Prefect UI      {facts['prefect_url']}  "
+                  f"(flow run {facts['flow_run_name']})")
+    console.print(f"  API docs        {facts['api_url']}/docs")
+    console.print(f"  OpenBao         {facts['vault_url']}")
+    console.print(f"  localstripe     {facts['stripe_url']}")
+    console.print(f"  alert receiver  {facts['alerts_url']} (alerts print here)")
+    console.print()
+    console.print("  Demo API key (shown once):")
+    console.print(f"    curl -s -H 'X-API-Key: {facts['api_key']}' "
+                  f"'{facts['api_url']}/v1/customers?limit=5'")
+    console.print()
+
+
+def check_api(facts: dict[str, str]) -> bool:
+    """The demo's acceptance check: the API serves every synced customer."""
+    seen, cursor = 0, None
+    with httpx.Client(base_url=facts["api_url"],
+                      headers={"X-API-Key": facts["api_key"]}, timeout=10) as client:
+        while True:
+            params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            response = client.get("/v1/customers", params=params)
+            if response.status_code != 200:
+                console.print(f"[red]API answered {response.status_code}: {response.text}")
+                return False
+            body = response.json()
+            seen += len(body["data"])
+            cursor = body.get("next_cursor")
+            if not body.get("has_more"):
+                break
+    ok = seen == int(facts["customers"]) and seen > 0
+    console.print(f"API serves {seen} customers; hub has {facts['customers']}: "
+                  + ("[green]ok[/]" if ok else "[red]MISMATCH[/]"))
+    return ok
+
+
+def main(*, demo: bool = False) -> int:
+    settings = StackSettings()
+    try:
+        stack, facts = start(settings)
+    except StackError as exc:
+        console.print(f"[bold red]make up failed:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted; stopped everything")
+        return 130
+    try:
+        print_summary(facts)
+        if demo:
+            ok = facts["state"] == "COMPLETED" and check_api(facts)
+            return 0 if ok else 1
+        console.print("Running. Press Ctrl-C to stop everything.")
+        while True:
+            for managed in stack.procs:
+                if managed.proc.poll() is not None:
+                    console.print(f"[red]{managed.name} exited ({managed.proc.returncode})"
+                                  f"{_tail(managed.log)}")
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        console.print("stopping ...")
+        stack.stop_all()
+        console.print("stopped.")

@@ -1,0 +1,1 @@
+"""Canonical data: the hub tables and the rules every data type follows."""

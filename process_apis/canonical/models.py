@@ -1,0 +1,135 @@
+"""The canonical hub tables (SQLModel) and their public views.
+
+Every canonical record is keyed by ``(source, source_id)``: a source record maps to
+exactly one hub row, so loads are idempotent upserts. ``id`` is the hub's own stable
+identifier that consumers see. ``content_hash`` lets a reload of an unchanged record
+leave the row (and its ``updated_at``) alone.
+
+Must stay in step with ``interchange/migrations`` (tests compare both).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from interchange.store import UTCDateTime, utcnow
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_customers_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("cus"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    name: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, max_length=2)
+    deleted: bool = False
+    source_created_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class PaymentKind(StrEnum):
+    payment = "payment"
+    refund = "refund"
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_payments_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("pay"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    kind: str = Field(max_length=16)
+    customer_id: str | None = Field(default=None, max_length=40, index=True)
+    customer_source_id: str | None = Field(default=None, max_length=255, index=True)
+    related_source_id: str | None = Field(default=None, max_length=255)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=32)
+    occurred_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class QuarantineStatus(StrEnum):
+    open = "open"  # waiting for a fix
+    replayed = "replayed"  # landed by a quarantine replay
+    resolved = "resolved"  # landed by a later sync (fixed at the source)
+
+
+class QuarantineRecord(SQLModel, table=True):
+    """A record that failed mapping or validation, kept whole with its reasons."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        sa.UniqueConstraint("entity", "source", "source_id", name="uq_quarantine_record"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity: str = Field(max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    stream: str = Field(max_length=64)
+    raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    failed_rules: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=QuarantineStatus.open, max_length=16, index=True)
+    occurrences: int = 1
+    first_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    replayed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Watermark(SQLModel, table=True):
+    """How far a stream's incremental sync has read (a source-specific cursor)."""
+
+    __tablename__ = "watermarks"
+
+    source: str = Field(primary_key=True, max_length=40)
+    stream: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where an unfinished run of a stream stopped, so the next run resumes there."""
+
+    __tablename__ = "checkpoints"
+
+    source: str = Field(primary_key=True, max_length=40)
+    stream: str = Field(primary_key=True, max_length=64)
+    mode: str = Field(primary_key=True, max_length=16)
+    cursor: str | None = Field(default=None, max_length=255)
+    high_water: str | None = Field(default=None, max_length=255)
+    pages: int = 0
+    records: int = 0
+    started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SchemaFingerprint(SQLModel, table=True):
+    """The field set last seen per source stream, to detect schema drift."""
+
+    __tablename__ = "schema_fingerprints"
+
+    source: str = Field(primary_key=True, max_length=40)
+    stream: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)
+    fields: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,330 @@
+"""The hub store: idempotent upserts, quarantine, watermarks, checkpoints, drift.
+
+Every write is keyed by ``(source, source_id)`` and compares a content hash, so
+loading the same batch twice changes nothing and reports it as ``unchanged``. One
+batch is one transaction: records, quarantine rows and the stream checkpoint commit
+together, so a run killed between batches resumes exactly where its last commit
+left it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from interchange.store import utcnow
+from process_apis.canonical.models import (
+    Checkpoint,
+    Customer,
+    Payment,
+    QuarantineRecord,
+    QuarantineStatus,
+    SchemaFingerprint,
+    Watermark,
+)
+from process_apis.canonical.views import CanonicalCustomer, CanonicalPayment
+from process_apis.mapping.base import Rejected
+
+_CHUNK = 500  # keep IN (...) lists well below every database's parameter limit
+
+
+@dataclass
+class LoadCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: LoadCounts) -> LoadCounts:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+def content_hash(record: Any) -> str:
+    payload = json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _existing(session: Session, table: Any, source: str, ids: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for chunk in _chunks(ids):
+        rows = session.exec(
+            select(table).where(table.source == source, col(table.source_id).in_(chunk))
+        ).all()
+        found.update({row.source_id: row for row in rows})
+    return found
+
+
+def _dedupe(records: Sequence[Any]) -> list[Any]:
+    """Last one wins when a batch carries the same source record twice."""
+    return list({r.source_id: r for r in records}.values())
+
+
+def upsert_customers(session: Session, records: Sequence[CanonicalCustomer]) -> LoadCounts:
+    counts = LoadCounts()
+    records = _dedupe(records)
+    by_source: dict[str, list[CanonicalCustomer]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    now = utcnow()
+    for source, items in by_source.items():
+        existing = _existing(session, Customer, source, [r.source_id for r in items])
+        for record in items:
+            digest = content_hash(record)
+            row = existing.get(record.source_id)
+            if row is None:
+                session.add(Customer(**record.model_dump(), content_hash=digest,
+                                     created_at=now, updated_at=now))
+                counts.inserted += 1
+            elif record.deleted:
+                # A tombstone carries no data: keep the last known values, flag the row.
+                if row.deleted:
+                    counts.unchanged += 1
+                else:
+                    row.deleted, row.updated_at = True, now
+                    session.add(row)
+                    counts.updated += 1
+            elif row.content_hash != digest:
+                for key, value in record.model_dump().items():
+                    setattr(row, key, value)
+                row.content_hash, row.updated_at = digest, now
+                session.add(row)
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        session.flush()
+        _link_payments(session, source, [r.source_id for r in items])
+    return counts
+
+
+def _link_payments(session: Session, source: str, customer_source_ids: Sequence[str]) -> None:
+    """Attach payments that arrived before their customer."""
+    for chunk in _chunks(customer_source_ids):
+        customers = {
+            c.source_id: c.id
+            for c in session.exec(
+                select(Customer).where(
+                    Customer.source == source, col(Customer.source_id).in_(chunk)
+                )
+            )
+        }
+        orphans = session.exec(
+            select(Payment).where(
+                Payment.source == source,
+                col(Payment.customer_id).is_(None),
+                col(Payment.customer_source_id).in_(chunk),
+            )
+        ).all()
+        for payment in orphans:
+            payment.customer_id = customers.get(payment.customer_source_id)
+            session.add(payment)
+
+
+def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> LoadCounts:
+    counts = LoadCounts()
+    records = _dedupe(records)
+    by_source: dict[str, list[CanonicalPayment]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    now = utcnow()
+    for source, items in by_source.items():
+        existing = _existing(session, Payment, source, [r.source_id for r in items])
+        # A refund names its charge, not always its customer: inherit the charge's.
+        related = _existing(session, Payment, source, sorted(
+            {r.related_source_id for r in items if r.related_source_id and not r.customer_source_id}
+        ))
+        items = [
+            r.model_copy(update={"customer_source_id": related[r.related_source_id]
+                                 .customer_source_id})
+            if not r.customer_source_id and r.related_source_id in related else r
+            for r in items
+        ]
+        wanted = sorted({r.customer_source_id for r in items if r.customer_source_id})
+        customer_ids = {
+            c.source_id: c.id for c in _existing(session, Customer, source, wanted).values()
+        }
+        for record in items:
+            digest = content_hash(record)
+            row = existing.get(record.source_id)
+            customer_id = customer_ids.get(record.customer_source_id or "")
+            if row is None:
+                session.add(Payment(**record.model_dump(), customer_id=customer_id,
+                                    content_hash=digest, created_at=now, updated_at=now))
+                counts.inserted += 1
+            elif row.content_hash != digest or (customer_id and row.customer_id != customer_id):
+                for key, value in record.model_dump().items():
+                    setattr(row, key, value)
+                row.customer_id = customer_id or row.customer_id
+                row.content_hash, row.updated_at = digest, now
+                session.add(row)
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+    session.flush()
+    return counts
+
+
+# --- quarantine -------------------------------------------------------------------
+
+
+def quarantine(
+    session: Session, *, entity: str, source: str, stream: str, rejected: Sequence[Rejected]
+) -> int:
+    """Record (or refresh) each rejected record with its raw payload and reasons."""
+    if not rejected:
+        return 0
+    rejected = list({r.source_id: r for r in rejected}.values())
+    now = utcnow()
+    existing: dict[str, QuarantineRecord] = {}
+    for chunk in _chunks([r.source_id for r in rejected]):
+        for row in session.exec(
+            select(QuarantineRecord).where(
+                QuarantineRecord.entity == entity,
+                QuarantineRecord.source == source,
+                col(QuarantineRecord.source_id).in_(chunk),
+            )
+        ):
+            existing[row.source_id] = row
+    for item in rejected:
+        row = existing.get(item.source_id)
+        if row is None:
+            session.add(QuarantineRecord(
+                entity=entity, source=source, source_id=item.source_id, stream=stream,
+                raw=item.raw, failed_rules=item.failed_rules, first_seen_at=now, last_seen_at=now,
+            ))
+        else:
+            row.raw, row.failed_rules, row.last_seen_at = item.raw, item.failed_rules, now
+            row.occurrences += 1
+            row.status, row.replayed_at = QuarantineStatus.open, None
+            session.add(row)
+    session.flush()
+    return len(rejected)
+
+
+def resolve_quarantined(
+    session: Session, *, entity: str, source: str, source_ids: Sequence[str],
+    status: QuarantineStatus = QuarantineStatus.resolved,
+) -> int:
+    """Mark open quarantine rows as landed (a later sync or a replay loaded them)."""
+    n = 0
+    now = utcnow()
+    for chunk in _chunks(list(source_ids)):
+        for row in session.exec(
+            select(QuarantineRecord).where(
+                QuarantineRecord.entity == entity,
+                QuarantineRecord.source == source,
+                QuarantineRecord.status == QuarantineStatus.open,
+                col(QuarantineRecord.source_id).in_(chunk),
+            )
+        ):
+            row.status, row.replayed_at = status, now
+            session.add(row)
+            n += 1
+    return n
+
+
+def open_quarantine(
+    session: Session, *, source: str, entity: str | None = None, ids: Sequence[int] | None = None
+) -> list[QuarantineRecord]:
+    query = select(QuarantineRecord).where(
+        QuarantineRecord.source == source, QuarantineRecord.status == QuarantineStatus.open
+    )
+    if entity:
+        query = query.where(QuarantineRecord.entity == entity)
+    if ids:
+        query = query.where(col(QuarantineRecord.id).in_(list(ids)))
+    return list(session.exec(query.order_by(QuarantineRecord.id)).all())
+
+
+# --- watermarks and checkpoints ---------------------------------------------------
+
+
+def get_watermark(session: Session, source: str, stream: str) -> str | None:
+    row = session.get(Watermark, (source, stream))
+    return row.value if row else None
+
+
+def set_watermark(session: Session, source: str, stream: str, value: str) -> None:
+    row = session.get(Watermark, (source, stream)) or Watermark(source=source, stream=stream,
+                                                               value=value)
+    row.value, row.updated_at = value, utcnow()
+    session.add(row)
+
+
+def get_checkpoint(session: Session, source: str, stream: str, mode: str) -> Checkpoint | None:
+    return session.get(Checkpoint, (source, stream, mode))
+
+
+def start_checkpoint(session: Session, source: str, stream: str, mode: str) -> Checkpoint:
+    row = session.get(Checkpoint, (source, stream, mode))
+    if row is None:
+        row = Checkpoint(source=source, stream=stream, mode=mode)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def advance_checkpoint(
+    session: Session, source: str, stream: str, mode: str, *, cursor: str | None,
+    high_water: int | None, pages: int, records: int,
+) -> None:
+    row = start_checkpoint(session, source, stream, mode)
+    row.cursor = cursor
+    if high_water is not None:
+        row.high_water = str(max(int(row.high_water or 0), high_water))
+    row.pages += pages
+    row.records += records
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+def finish_checkpoint(session: Session, source: str, stream: str, mode: str) -> Checkpoint | None:
+    row = session.get(Checkpoint, (source, stream, mode))
+    if row is not None:
+        session.delete(row)
+    return row
+
+
+# --- schema drift -------------------------------------------------------------------
+
+
+def record_fingerprint(
+    session: Session, source: str, stream: str, fingerprint: str, fields: dict[str, str]
+) -> dict[str, Any] | None:
+    """Store the stream's field set; return the drift (added/missing/retyped) if it moved."""
+    row = session.get(SchemaFingerprint, (source, stream))
+    if row is None:
+        session.add(SchemaFingerprint(source=source, stream=stream, fingerprint=fingerprint,
+                                      fields=fields))
+        return None
+    if row.fingerprint == fingerprint:
+        return None
+    old = dict(row.fields)
+    drift = {
+        "added": sorted(set(fields) - set(old)),
+        "missing": sorted(set(old) - set(fields)),
+        "retyped": sorted(k for k in set(old) & set(fields) if old[k] != fields[k]),
+    }
+    row.fingerprint, row.fields, row.updated_at = fingerprint, fields, utcnow()
+    session.add(row)
+    return drift
+
+
+def epoch(value: dt.datetime) -> int:
+    return int(value.timestamp())

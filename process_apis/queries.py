@@ -1,0 +1,82 @@
+"""Read-side queries over the canonical hub, for the experience layer.
+
+The experience APIs never touch hub tables themselves (they may not import
+``system_apis``, and the hub's shape is a process-layer concern); they call these
+functions with a session they own. Every list function is keyset-paginated on the
+primary key: ``after`` is the last id of the previous page, so a page costs one index
+range scan however deep the consumer has walked, and rows inserted or updated while a
+consumer pages never make it skip or repeat a row that was already there.
+
+Callers pass ``limit + 1`` when they need to know whether another page exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from process_apis.canonical.models import Customer, Payment
+
+
+def normalize_email(email: str) -> str:
+    """The canonical comparison form of an e-mail address: trimmed and lower-cased.
+
+    Canonical rows are stored in this form, so an equality match on the indexed
+    column is enough.
+    """
+    return email.strip().lower()
+
+
+def list_customers(
+    session: Session,
+    *,
+    after: str | None = None,
+    limit: int = 50,
+    email: str | None = None,
+    updated_since: dt.datetime | None = None,
+) -> list[Customer]:
+    """Customers ordered by id, starting after ``after``, at most ``limit`` of them.
+
+    ``email`` matches after normalisation (see :func:`normalize_email`);
+    ``updated_since`` (an aware datetime) keeps rows with ``updated_at >= updated_since``.
+    Soft-deleted customers are included (``deleted`` is true), so an incremental
+    consumer also learns about deletions.
+    """
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise ValueError("updated_since must be timezone-aware")
+    stmt = select(Customer)
+    if after is not None:
+        stmt = stmt.where(col(Customer.id) > after)
+    if email is not None:
+        stmt = stmt.where(col(Customer.email) == normalize_email(email))
+    if updated_since is not None:
+        stmt = stmt.where(col(Customer.updated_at) >= updated_since)
+    stmt = stmt.order_by(col(Customer.id)).limit(limit)
+    return list(session.exec(stmt).all())
+
+
+def get_customer(session: Session, id: str) -> Customer | None:
+    """The customer with hub id ``id``, or ``None``."""
+    return session.get(Customer, id)
+
+
+def list_customer_payments(
+    session: Session,
+    customer_id: str,
+    *,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[Payment]:
+    """Payments and refunds linked to a customer, ordered by id, keyset-paginated."""
+    stmt = select(Payment).where(col(Payment.customer_id) == customer_id)
+    if after is not None:
+        stmt = stmt.where(col(Payment.id) > after)
+    stmt = stmt.order_by(col(Payment.id)).limit(limit)
+    return list(session.exec(stmt).all())
+
+
+def count_customers(session: Session) -> int:
+    """How many customer rows the hub holds (soft-deleted included)."""
+    return int(session.exec(select(sa.func.count()).select_from(Customer)).one())
