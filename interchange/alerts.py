@@ -1,0 +1,391 @@
+"""Alerting as code: a notification block and two Prefect automations.
+
+Interchange alerts on flow runs through Prefect's own automations (they work in the
+open-source server), so nothing here runs at flow time. This module owns creating
+them, idempotently, on the server that ``PREFECT_API_URL`` points at:
+
+* a **notification block** (:func:`ensure_notification_block`):
+
+  - ``webhook`` — a ``CustomWebhookNotificationBlock`` that POSTs a JSON object::
+
+        {"alert": "failed" | "slow", "flow": ..., "flow_run": ..., "flow_run_id": ...,
+         "state": ..., "message": ..., "link": ..., "tags": [...],
+         "automation": ..., "occurred": ..., "subject": ...}
+
+    (the local stack points it at :mod:`interchange.receiver`; any HTTP endpoint
+    that takes JSON works, e.g. an incident tool's generic webhook);
+  - ``slack`` — a ``SlackWebhook`` block; the same facts as readable text;
+  - ``email`` — **not available in Prefect core**: ``EmailServerCredentials`` lives
+    in the ``prefect-email`` collection and is a credentials block, not a
+    notification block, so ``SendNotification`` cannot use it. Point the webhook at
+    a mail relay, or create a core ``SendgridEmail`` block by hand and pass its id
+    to :func:`ensure_automations`. Asking for ``email`` raises ``ConfigError``.
+
+* two **automations** (:func:`ensure_automations`), replaced in place by name:
+
+  - ``<prefix>: failed runs`` — reactive: any ``prefect.flow-run.Failed``,
+    ``.Crashed`` or ``.TimedOut`` event notifies, once per flow run;
+  - ``<prefix>: slow runs`` — proactive: after ``prefect.flow-run.Running``, expect
+    a final state (Completed, Failed, Crashed, Cancelled, TimedOut) within
+    ``slow_after_seconds``; if none arrives, notify (once per flow run). Prefect
+    evaluates proactive triggers every 5 s and refuses windows under 10 s, so an
+    alert arrives roughly 0–10 s after the threshold.
+
+The notification text is a Jinja template rendered by the *server* when the
+automation fires (``flow``, ``flow_run``, ``event`` and ``automation`` are in
+scope); values are JSON-escaped with ``tojson`` so run names and error messages
+with quotes cannot break the webhook body.
+
+Deploy steps and the CLI call :func:`apply_from_settings`, driven by
+``INTERCHANGE_ALERT_*`` variables (see :class:`AlertSettings`)::
+
+    PREFECT_API_URL=... INTERCHANGE_ALERT_URL=http://127.0.0.1:8765/alerts \\
+        python -m interchange.alerts
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Literal
+from urllib.parse import urlparse
+from uuid import UUID
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interchange.errors import ConfigError
+
+__all__ = [
+    "FAILED_EVENTS",
+    "FINAL_EVENTS",
+    "MIN_SLOW_SECONDS",
+    "AlertKind",
+    "AlertSettings",
+    "apply_from_settings",
+    "automation_names",
+    "build_automations",
+    "ensure_automations",
+    "ensure_notification_block",
+]
+
+AlertKind = Literal["webhook", "slack", "email"]
+
+FAILED_EVENTS = frozenset(
+    {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+)
+FINAL_EVENTS = frozenset(
+    {
+        "prefect.flow-run.Completed",
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.Cancelled",
+        "prefect.flow-run.TimedOut",
+    }
+)
+MIN_SLOW_SECONDS = 10  # Prefect's floor for proactive trigger windows
+
+# --- notification templates (rendered server-side by the SendNotification action) ---
+#
+# Jinja expressions; each prefers the object read from the API and falls back to the
+# triggering event's own labels, which are always there.
+_FLOW = "(flow.name or event.resource_in_role['flow'].name or none)"
+_RUN = "(flow_run.name or event.resource.name or none)"
+_STATE = "(flow_run.state.name or event.resource['prefect.state-name'] or none)"
+_MESSAGE = "(flow_run.state.message or event.resource['prefect.state-message'] or none)"
+_LINK = "(flow_run|ui_url if flow_run.id else none)"
+
+
+def _headline(alert: str, slow_after_seconds: int) -> str:
+    """A Jinja string expression: what happened, in a few words."""
+    if alert == "failed":
+        return f"'is ' ~ {_STATE}"
+    return f"'still running after {slow_after_seconds} s'"
+
+
+def _subject(alert: str, slow_after_seconds: int) -> str:
+    """Jinja expression for the one-line subject."""
+    return (
+        f"'Interchange: ' ~ {_FLOW} ~ ' run ' ~ {_RUN} ~ ' ' ~ "
+        f"{_headline(alert, slow_after_seconds)}"
+    )
+
+
+def _json_body(alert: str, slow_after_seconds: int) -> str:
+    """Template rendering the webhook's JSON object (every value through ``tojson``)."""
+    fields = {
+        "flow": _FLOW,
+        "flow_run": _RUN,
+        "flow_run_id": "(flow_run.id|string if flow_run.id else none)",
+        "state": _STATE,
+        "message": _MESSAGE,
+        "link": _LINK,
+        "tags": "(flow_run.tags or [])",
+        "subject": f"({_subject(alert, slow_after_seconds)})",
+        "automation": "automation.name",
+        "occurred": "(event.occurred.isoformat() if event.occurred else none)",
+    }
+    parts = [f'"alert": "{alert}"']
+    if alert == "slow":
+        parts.append(f'"slow_after_seconds": {slow_after_seconds}')
+    parts += [f'"{key}": {{{{ {expr}|tojson }}}}' for key, expr in fields.items()]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _text_body(alert: str, slow_after_seconds: int) -> str:
+    """Template for chat / e-mail blocks: a few readable lines."""
+    return (
+        f"{{{{ {_FLOW} }}}} run {{{{ {_RUN} }}}} {{{{ {_headline(alert, slow_after_seconds)} }}}}\n"
+        f"State: {{{{ {_STATE} }}}}\n"
+        f"{{% if {_MESSAGE} %}}Message: {{{{ {_MESSAGE} }}}}\n{{% endif %}}"
+        f"Flow run: {{{{ {_LINK} or 'n/a' }}}}\n"
+        "Tags: {{ (flow_run.tags or [])|join(', ') }}\n"
+        "Automation: {{ automation.name }}"
+    )
+
+
+# --- the notification block ---
+
+
+def _check_url(url: str | None, kind: str) -> str:
+    if not url:
+        raise ConfigError(f"a {kind} alert needs a URL (INTERCHANGE_ALERT_URL)")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"the {kind} alert URL must be an http(s) URL, got scheme {parsed.scheme!r}"
+        )
+    return url
+
+
+def ensure_notification_block(
+    *,
+    kind: AlertKind = "webhook",
+    url: str | None,
+    block_name: str = "interchange-alerts",
+    emails: list[str] | None = None,
+) -> UUID:
+    """Create or overwrite the notification block ``block_name``; return its document id.
+
+    ``webhook`` posts the JSON alert described in the module docstring to ``url``;
+    ``slack`` posts text to a Slack incoming-webhook ``url``. ``email`` is not
+    supported by Prefect core (see the module docstring) and raises ``ConfigError``.
+    """
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+
+    if kind == "webhook":
+        block = CustomWebhookNotificationBlock(
+            name=block_name,
+            url=_check_url(url, kind),
+            method="POST",
+            # The whole request body is the rendered notification body, which our
+            # automations render as JSON (see _json_body).
+            form_data="{{body}}",
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+    elif kind == "slack":
+        block = SlackWebhook(url=SecretStr(_check_url(url, kind)), notify_type="failure")
+    elif kind == "email":
+        raise ConfigError(
+            "email alerts are not available in Prefect core 3.9: EmailServerCredentials is "
+            "in the prefect-email collection and is not a notification block. Use "
+            f"kind='webhook' pointing at a mail relay (recipients: {emails or []}), or "
+            "create a SendgridEmail block and pass its id to ensure_automations()"
+        )
+    else:
+        raise ConfigError(f"unknown alert kind {kind!r} (webhook, slack or email)")
+    return block.save(block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+
+
+# --- the automations ---
+
+
+def automation_names(name_prefix: str = "interchange") -> tuple[str, str]:
+    """The names of the (failed, slow) automations for ``name_prefix``."""
+    return f"{name_prefix}: failed runs", f"{name_prefix}: slow runs"
+
+
+def _validate_slow(slow_after_seconds: int) -> int:
+    if isinstance(slow_after_seconds, bool) or not isinstance(slow_after_seconds, int):
+        raise ConfigError(
+            f"slow_after_seconds must be a whole number of seconds, got {slow_after_seconds!r}"
+        )
+    if slow_after_seconds < MIN_SLOW_SECONDS:
+        raise ConfigError(
+            f"slow_after_seconds must be at least {MIN_SLOW_SECONDS} (Prefect does not "
+            f"evaluate proactive triggers over shorter windows), got {slow_after_seconds}"
+        )
+    return slow_after_seconds
+
+
+def build_automations(
+    *,
+    block_id: UUID,
+    slow_after_seconds: int = 600,
+    name_prefix: str = "interchange",
+    match_tags: list[str] | None = None,
+    json_body: bool = True,
+):
+    """The two ``AutomationCore`` definitions (failed, slow), without touching a server."""
+    from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+
+    slow = _validate_slow(slow_after_seconds)
+    failed_name, slow_name = automation_names(name_prefix)
+    match = {"prefect.resource.id": "prefect.flow-run.*"}
+    match_related: dict[str, str | list[str]] = {}
+    if match_tags:
+        match_related = {
+            "prefect.resource.role": "tag",
+            "prefect.resource.id": [f"prefect.tag.{t}" for t in match_tags],
+        }
+    tags_note = f" tagged {', '.join(match_tags)}" if match_tags else ""
+
+    def action(alert: str):
+        return SendNotification(
+            block_document_id=block_id,
+            subject="{{ " + _subject(alert, slow) + " }}",
+            body=_json_body(alert, slow) if json_body else _text_body(alert, slow),
+        )
+
+    failed = AutomationCore(
+        name=failed_name,
+        description=f"Notify when a flow run{tags_note} fails, crashes or times out.",
+        enabled=True,
+        trigger=EventTrigger(
+            match=match,
+            match_related=match_related,
+            expect=set(FAILED_EVENTS),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[action("failed")],
+    )
+    slow_automation = AutomationCore(
+        name=slow_name,
+        description=(
+            f"Notify when a flow run{tags_note} is still running {slow} s after it started."
+        ),
+        enabled=True,
+        trigger=EventTrigger(
+            match=match,
+            match_related=match_related,
+            after={"prefect.flow-run.Running"},
+            expect=set(FINAL_EVENTS),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=slow),
+        ),
+        actions=[action("slow")],
+    )
+    return [failed, slow_automation]
+
+
+def ensure_automations(
+    *,
+    block_id: UUID,
+    slow_after_seconds: int = 600,
+    name_prefix: str = "interchange",
+    match_tags: list[str] | None = None,
+) -> list[UUID]:
+    """Create or replace the failed-runs and slow-runs automations; return their ids.
+
+    Idempotent by name: an existing automation with the same name is updated in
+    place (its id is kept) and duplicates are deleted, so calling this on every
+    deploy leaves exactly one of each. ``block_id`` must be a notification block
+    document; a Custom Webhook block gets the JSON body, any other the text body.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    _validate_slow(slow_after_seconds)
+    with get_client(sync_client=True) as client:
+        try:
+            document = client.read_block_document(block_id)
+        except ObjectNotFound as exc:
+            raise ConfigError(f"notification block {block_id} does not exist") from exc
+        slug = document.block_type.slug if document.block_type else ""
+        wanted = build_automations(
+            block_id=block_id,
+            slow_after_seconds=slow_after_seconds,
+            name_prefix=name_prefix,
+            match_tags=match_tags,
+            json_body=slug == "custom-webhook",
+        )
+        ids: list[UUID] = []
+        for automation in wanted:
+            existing = [
+                a
+                for a in client.read_automations_by_name(automation.name)
+                if a.name == automation.name
+            ]
+            if existing:
+                keep, *extra = existing
+                client.update_automation(keep.id, automation)
+                for duplicate in extra:
+                    client.delete_automation(duplicate.id)
+                ids.append(keep.id)
+            else:
+                ids.append(client.create_automation(automation))
+        return ids
+
+
+# --- settings-driven entry point ---
+
+
+class AlertSettings(BaseSettings):
+    """Alert configuration from ``INTERCHANGE_ALERT_*`` variables.
+
+    ``INTERCHANGE_ALERT_KIND`` (webhook | slack), ``_URL``, ``_SLOW_SECONDS`` (600),
+    ``_BLOCK_NAME``, ``_NAME_PREFIX``; list values are JSON, e.g.
+    ``INTERCHANGE_ALERT_TAGS='["nightly"]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="INTERCHANGE_ALERT_", extra="ignore")
+
+    kind: AlertKind = "webhook"
+    url: str | None = Field(None, description="Webhook / Slack URL the alerts go to.")
+    slow_seconds: int = Field(600, description="A run still running after this is slow.")
+    block_name: str = "interchange-alerts"
+    name_prefix: str = "interchange"
+    tags: list[str] = Field(default_factory=list, description="Only runs with these tags.")
+    emails: list[str] = Field(default_factory=list)
+
+
+def apply_from_settings() -> list[UUID]:
+    """Ensure the block and both automations from ``INTERCHANGE_ALERT_*`` variables."""
+    try:
+        settings = AlertSettings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid INTERCHANGE_ALERT_* settings: {exc}") from exc
+    block_id = ensure_notification_block(
+        kind=settings.kind,
+        url=settings.url,
+        block_name=settings.block_name,
+        emails=settings.emails or None,
+    )
+    return ensure_automations(
+        block_id=block_id,
+        slow_after_seconds=settings.slow_seconds,
+        name_prefix=settings.name_prefix,
+        match_tags=settings.tags or None,
+    )
+
+
+def _main() -> int:
+    try:
+        ids = apply_from_settings()
+    except ConfigError as exc:
+        print(f"interchange.alerts: {exc}", file=sys.stderr)
+        return 2
+    names = automation_names(AlertSettings().name_prefix)
+    for name, automation_id in zip(names, ids, strict=True):
+        print(f"automation {name!r}: {automation_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
