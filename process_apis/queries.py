@@ -17,16 +17,21 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from process_apis.canonical import rules
 from process_apis.canonical.models import Customer, Payment
 
 
 def normalize_email(email: str) -> str:
-    """The canonical comparison form of an e-mail address: trimmed and lower-cased.
+    """The form canonical rows store an e-mail address in (trimmed, lower-cased).
 
-    Canonical rows are stored in this form, so an equality match on the indexed
-    column is enough.
+    Uses the canonical rule, so a filter value matches exactly what a mapper would
+    have stored. A value the rule rejects cannot be in the hub: it is only trimmed
+    and lower-cased, and simply matches nothing.
     """
-    return email.strip().lower()
+    try:
+        return rules.normalize_email(email) or ""
+    except rules.RuleViolation:
+        return email.strip().lower()
 
 
 def list_customers(

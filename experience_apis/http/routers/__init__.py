@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per resource, included by ``experience_apis.http.app``."""
