@@ -1,0 +1,1 @@
+"""Test helpers that are not fixtures: tools the tests drive directly (``chaos``)."""
