@@ -42,7 +42,8 @@ def test_email_is_trimmed_lowercased_and_validated():
 
 def test_timestamps_become_aware_utc():
     assert rules.to_utc(0) == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    assert rules.to_utc("2026-01-02T03:04:05+02:00") == dt.datetime(2026, 1, 2, 1, 4, 5, tzinfo=dt.UTC)
+    expected = dt.datetime(2026, 1, 2, 1, 4, 5, tzinfo=dt.UTC)
+    assert rules.to_utc("2026-01-02T03:04:05+02:00") == expected
     assert rules.iso_utc(rules.to_utc("2026-01-02T03:04:05Z")) == "2026-01-02T03:04:05Z"
     with pytest.raises(RuleViolation):
         rules.to_utc("2026-01-02T03:04:05")  # naive: refuse to guess a zone
