@@ -37,7 +37,7 @@ from rich.console import Console
 
 from interchange import prefect_server, vaultdev
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_VAULT_PATH = "interchange/sources/stripe"
@@ -246,8 +246,8 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         _wait_http(f"{stripe_url}/v1/customers?limit=1", proc=m.proc, what="localstripe",
                    log=m.log, headers={"Authorization": f"Bearer {stripe_key}"})
         seed_env = {**base_env, "STRIPE_API_KEY": stripe_key}
-        seeded = _run([py, "-m", "sandboxes.stripe_seed", "--url", stripe_url,
-                       "--customers", str(settings.demo_customers), "--json"],
+        _run([py, "-m", "sandboxes.stripe_seed", "--url", stripe_url,
+                       "--customers", str(settings.demo_customers)],
                       seed_env, "seeding localstripe")
 
         # 3. The alert receiver prints every alert into this terminal.
@@ -306,7 +306,6 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
             prefect_url=f"http://127.0.0.1:{settings.prefect_port}",
             vault_url=vault_addr, stripe_url=stripe_url,
             alerts_url=f"http://127.0.0.1:{settings.alerts_port}",
-            seeded=seeded.strip().splitlines()[-1] if seeded.strip() else "",
             **hub_counts(hub_db),
         )
         return stack, facts

@@ -1,0 +1,212 @@
+"""``make bench``: the Stripe pipeline against a raw baseline, in the same run.
+
+For each size N (default 5,000 customers, and 4N) a fresh localstripe is seeded with
+the demo data set (customers with 1-3 payments each, ~10% refunded). Then, each in
+its own process so peak memory is its own:
+
+* **baseline** - plain httpx paging of customers, charges and refunds
+  (``limit``/``starting_after``) and bulk inserts of the raw JSON into SQLite; no
+  rules, no validation, no orchestration;
+* **pipeline** - the ``sync-stripe`` flow (full mode) on a real Prefect server:
+  Vault, rate limiter, retries, mapping rules, Great Expectations per batch,
+  quarantine, idempotent upserts, checkpoints, artifacts.
+
+It prints records/s for both, their ratio and peak RSS, and writes
+``bench/results.json`` (one entry per benchmark; the ratio under ``ratio``).
+Targets: ratio >= 0.7 at N = 5,000; peak memory flat from N to 4N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def worker_baseline(url: str, key: str, db: str) -> dict:
+    import sqlite3
+
+    import httpx
+
+    conn = sqlite3.connect(db)
+    conn.execute("create table raw (stream text, id text primary key, body text)")
+    started = time.perf_counter()
+    records = 0
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                      timeout=60) as client:
+        for stream, path in (("customers", "/v1/customers"), ("payments", "/v1/charges"),
+                             ("refunds", "/v1/refunds")):
+            after = None
+            while True:
+                params = {"limit": 100, **({"starting_after": after} if after else {})}
+                page = client.get(path, params=params).raise_for_status().json()
+                rows = [(stream, o["id"], json.dumps(o)) for o in page["data"]]
+                conn.executemany("insert or replace into raw values (?, ?, ?)", rows)
+                conn.commit()
+                records += len(rows)
+                if not page["has_more"] or not rows:
+                    break
+                after = rows[-1][1]
+    return {"records": records, "seconds": time.perf_counter() - started,
+            "peak_mb": _peak_mb()}
+
+
+def worker_pipeline() -> dict:
+    from flows.sync_stripe import SyncMode, SyncStripeParams, sync_stripe
+
+    started = time.perf_counter()
+    summary = sync_stripe(SyncStripeParams(mode=SyncMode.full, pages_per_batch=10))
+    seconds = time.perf_counter() - started
+    records = sum(s["read"] for s in summary.values() if isinstance(s, dict))
+    return {"records": records, "seconds": seconds, "peak_mb": _peak_mb(),
+            "quarantined": sum(s["quarantined"] for s in summary.values()
+                               if isinstance(s, dict))}
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _run_worker(args: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.run", *args], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench worker {args} failed:\n{out.stdout[-3000:]}\n"
+                           f"{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(sizes: list[int]) -> int:
+    from interchange import prefect_server, vaultdev
+    from tests.fixtures.common import free_port, wait_until
+
+    work = Path(tempfile.mkdtemp(prefix="interchange-bench-"))
+    procs: list[subprocess.Popen] = []
+    key = "sk_test_" + secrets.token_hex(12)
+    root_token = secrets.token_urlsafe(16)
+    results = []
+    try:
+        vault_port = free_port()
+        vault = vaultdev.start_dev_server(port=vault_port, root_token=root_token,
+                                          log_path=work / "openbao.log")
+        procs.append(vault)
+        vault_addr = f"http://127.0.0.1:{vault_port}"
+        vaultdev.wait_ready(vault_addr, proc=vault)
+        vaultdev.seed(vault_addr, root_token, {"interchange/sources/stripe": {"api_key": key}})
+
+        pf_port = free_port()
+        pf = prefect_server.start_server(port=pf_port, home=work / "prefect",
+                                         log_path=work / "prefect.log", ui=False)
+        procs.append(pf)
+        api_url = prefect_server.api_url_for(pf_port)
+        prefect_server.wait_ready(api_url, timeout=120, proc=pf)
+
+        for n in sizes:
+            port = free_port()
+            ls = subprocess.Popen([sys.executable, "-m", "sandboxes.localstripe_server",
+                                   "--port", str(port)], cwd=ROOT, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(ls)
+            url = f"http://127.0.0.1:{port}"
+            import httpx
+
+            wait_until(lambda u=url: httpx.get(f"{u}/v1/customers?limit=1",
+                                               headers={"Authorization": f"Bearer {key}"})
+                       .status_code == 200, timeout=30)
+            from sandboxes.stripe_seed import demo_dataset, seed
+
+            t = time.perf_counter()
+            seeded = seed(url, key, demo_dataset(customers=n, seed=11))
+            seed_s = time.perf_counter() - t
+
+            sources = work / f"sources-{n}.yaml"
+            sources.write_text(
+                "sources:\n  stripe:\n"
+                f"    base_url: {url}\n    vault_path: interchange/sources/stripe\n"
+                "    rate_limit_per_second: 1000\n    burst: 100\n    page_size: 100\n"
+            )
+            base_env = {**os.environ, **prefect_server.client_env(api_url),
+                        "INTERCHANGE_SOURCES_FILE": str(sources),
+                        "INTERCHANGE_VAULT_ADDR": vault_addr,
+                        "INTERCHANGE_VAULT_TOKEN": root_token,
+                        "PREFECT_LOGGING_LEVEL": "WARNING"}
+            baseline = _run_worker(["--worker", "baseline", "--url", url, "--key", key,
+                                    "--db", str(work / f"raw-{n}.db")], base_env)
+            pipeline = _run_worker(
+                ["--worker", "pipeline"],
+                {**base_env, "INTERCHANGE_DATABASE_URL": f"sqlite:///{work}/hub-{n}.db"},
+            )
+            entry = {
+                "name": f"stripe_sync_n{n}",
+                "n_customers": n,
+                "records": pipeline["records"],
+                "baseline_records": baseline["records"],
+                "pipeline_records_per_s": round(pipeline["records"] / pipeline["seconds"], 1),
+                "baseline_records_per_s": round(baseline["records"] / baseline["seconds"], 1),
+                "ratio": round(baseline["seconds"] / pipeline["seconds"], 3),
+                "pipeline_seconds": round(pipeline["seconds"], 2),
+                "baseline_seconds": round(baseline["seconds"], 2),
+                "pipeline_peak_mb": round(pipeline["peak_mb"], 1),
+                "baseline_peak_mb": round(baseline["peak_mb"], 1),
+                "quarantined": pipeline["quarantined"],
+                "seed_seconds": round(seed_s, 2),
+                "seeded": seeded.get("counts", {}),
+            }
+            results.append(entry)
+            print(f"N={n:>6}: {entry['records']} records | pipeline "
+                  f"{entry['pipeline_records_per_s']}/s ({entry['pipeline_peak_mb']} MB peak) | "
+                  f"baseline {entry['baseline_records_per_s']}/s "
+                  f"({entry['baseline_peak_mb']} MB peak) | ratio {entry['ratio']}", flush=True)
+            ls.terminate()
+    finally:
+        for p in reversed(procs):
+            prefect_server.stop(p) if p is not None else None
+    if len(results) >= 2:
+        small, big = results[0], results[-1]
+        growth = {
+            "name": "stripe_sync_memory_growth",
+            "n_small": small["n_customers"], "n_big": big["n_customers"],
+            "ratio": round(big["pipeline_peak_mb"] / small["pipeline_peak_mb"], 3),
+            "baseline_ratio": round(big["baseline_peak_mb"] / small["baseline_peak_mb"], 3),
+            "meaning": "pipeline peak RSS at 4N divided by peak RSS at N (1.0 = flat)",
+        }
+        results.append(growth)
+        print(f"peak memory N -> {big['n_customers'] // small['n_customers']}N: "
+              f"x{growth['ratio']} (baseline x{growth['baseline_ratio']})")
+    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   "benchmarks": results}, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    ok = results and results[0]["ratio"] >= 0.7
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=["baseline", "pipeline"])
+    parser.add_argument("--url")
+    parser.add_argument("--key")
+    parser.add_argument("--db")
+    parser.add_argument("--n", type=int, default=5000, help="customers at the small size")
+    args = parser.parse_args()
+    if args.worker == "baseline":
+        print(json.dumps(worker_baseline(args.url, args.key, args.db)))
+    elif args.worker == "pipeline":
+        print(json.dumps(worker_pipeline()))
+    else:
+        sys.exit(main([args.n, 4 * args.n]))
