@@ -81,6 +81,7 @@ class Extracted:
     has_more: bool = False
     pages: int = 0
     http: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # field set, for drift detection
 
 
 @task(
@@ -109,6 +110,8 @@ def extract_batch(
             if out.pages >= max_pages or not page.has_more:
                 break
         out.http = client.stats.as_dict()
+    if out.records:
+        _, out.fields = stripe_streams.fingerprint(out.records)
     return out
 
 
@@ -178,21 +181,33 @@ def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]
         totals = pipeline.BatchOutcome()
         batches = 0
         http: dict[str, int] = {"requests": 0, "retries": 0}
-        while True:
-            batch = extract_batch(stream.value, mode, cursor, since, params.page_size,
-                                  params.pages_per_batch)
+        drift: dict[str, list[str]] = {}
+        # Extract the next batch while this one is processed and loaded: the source's
+        # latency overlaps our CPU work. Checkpoints still advance strictly in order.
+        pending = extract_batch.submit(stream.value, mode, cursor, since, params.page_size,
+                                       params.pages_per_batch)
+        while pending is not None:
+            batch = pending.result()
+            pending = (
+                extract_batch.submit(stream.value, mode, batch.cursor, since,
+                                     params.page_size, params.pages_per_batch)
+                if batch.has_more else None
+            )
             processed = process_batch(stream.value, batch.records, region)
             outcome = load_batch(processed, mode, batch, params.max_invalid_ratio)
             totals.add(outcome)
             batches += 1
             http["requests"] += batch.http.get("requests", 0)
             http["retries"] += batch.http.get("retries", 0)
-            cursor = batch.cursor
-            if not batch.has_more:
-                break
+            found = pipeline.check_drift(SOURCE, stream.value, batch.fields)
+            if found:
+                logger.warning("%s: schema drift at the source: %s", stream, found)
+                for key, names in found.items():
+                    known = drift.setdefault(key, [])
+                    known.extend(n for n in names if n not in known)
         _finish(stream.value, mode)
         summary[stream.value] = {"mode": mode, "resumed": resumed, "batches": batches,
-                                 **totals.as_dict(), "http": http}
+                                 **totals.as_dict(), "http": http, "drift": drift}
         logger.info("%s: %s", stream, summary[stream.value])
     summary["duration_seconds"] = round(time.monotonic() - started, 2)
     _artifact(summary)

@@ -305,25 +305,41 @@ def finish_checkpoint(session: Session, source: str, stream: str, mode: str) -> 
 
 
 def record_fingerprint(
-    session: Session, source: str, stream: str, fingerprint: str, fields: dict[str, str]
+    session: Session, source: str, stream: str, fields: dict[str, str]
 ) -> dict[str, Any] | None:
-    """Store the stream's field set; return the drift (added/missing/retyped) if it moved."""
+    """Merge a page's field set (``{field: json type}``) into the stream's known set.
+
+    Returns the drift - fields added, missing or retyped - or None. A field seen only
+    as ``null`` says nothing about its type, so null never counts as a retype.
+    """
+    import hashlib as _hashlib
+
     row = session.get(SchemaFingerprint, (source, stream))
+    known = dict(row.fields) if row else {}
+    merged = dict(known)
+    for name, kind in fields.items():
+        if kind != "null" or name not in merged:
+            merged[name] = kind
+    digest = _hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()[:16]
     if row is None:
-        session.add(SchemaFingerprint(source=source, stream=stream, fingerprint=fingerprint,
-                                      fields=fields))
+        session.add(SchemaFingerprint(source=source, stream=stream, fingerprint=digest,
+                                      fields=merged))
         return None
-    if row.fingerprint == fingerprint:
-        return None
-    old = dict(row.fields)
     drift = {
-        "added": sorted(set(fields) - set(old)),
-        "missing": sorted(set(old) - set(fields)),
-        "retyped": sorted(k for k in set(old) & set(fields) if old[k] != fields[k]),
+        "added": sorted(set(fields) - set(known)),
+        "missing": sorted(set(known) - set(fields)),
+        "retyped": sorted(
+            k for k in set(known) & set(fields)
+            if "null" not in (known[k], fields[k]) and known[k] != fields[k]
+        ),
     }
-    row.fingerprint, row.fields, row.updated_at = fingerprint, fields, utcnow()
-    session.add(row)
-    return drift
+    if drift["missing"]:  # report once, then accept the new shape
+        merged = {k: v for k, v in merged.items() if k in fields}
+        digest = _hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()[:16]
+    if row.fingerprint != digest:
+        row.fingerprint, row.fields, row.updated_at = digest, merged, utcnow()
+        session.add(row)
+    return drift if any(drift.values()) else None
 
 
 def epoch(value: dt.datetime) -> int:

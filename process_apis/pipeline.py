@@ -135,6 +135,15 @@ def _upsert(session: Any, entity: str, records: list[Any]) -> hub.LoadCounts:
     raise ValueError(f"unknown entity {entity!r}")
 
 
+def check_drift(source: str, stream: str, fields: dict[str, str],
+                database_url: str | None = None) -> dict[str, list[str]] | None:
+    """Compare a batch's field set with what the stream looked like before."""
+    if not fields:
+        return None
+    with session_scope(database_url) as session:
+        return hub.record_fingerprint(session, source, stream, fields)
+
+
 def replay_records(
     source: str, stream: str, raws: list[dict[str, Any]], *, default_region: str = "US",
     database_url: str | None = None,
