@@ -16,6 +16,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field, field_validator
 
 from interchange.runtime import retry_if_retryable
@@ -54,7 +56,7 @@ class SyncStripeParams(BaseModel):
     )
     page_size: int = Field(100, ge=1, le=100, description="Objects per Stripe list page.")
     pages_per_batch: int = Field(
-        5, ge=1, le=50, description="Pages per Prefect task (one checkpoint per batch)."
+        10, ge=1, le=50, description="Pages per Prefect task (one checkpoint per batch)."
     )
     max_invalid_ratio: float = Field(
         0.25, ge=0, le=1,
@@ -162,53 +164,98 @@ def _finish(stream: str, mode: str) -> None:
         hub.set_watermark(session, SOURCE, stream, str(max(previous, mark)))
 
 
+@dataclass
+class _StreamRun:
+    """One stream's progress inside a run."""
+
+    stream: str
+    mode: str
+    since: int | None
+    resumed: bool
+    pending: Any = None  # the in-flight extract of this stream's next batch
+    load: Any = None  # the latest load of this stream
+    loads: list[Any] = field(default_factory=list)
+    totals: pipeline.BatchOutcome = field(default_factory=pipeline.BatchOutcome)
+    batches: int = 0
+    http: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0})
+    drift: dict[str, list[str]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"waiting_for_source": 0.0, "process": 0.0}
+    )
+
+    def summary(self) -> dict[str, Any]:
+        return {"mode": self.mode, "resumed": self.resumed, "batches": self.batches,
+                **self.totals.as_dict(), "http": self.http, "drift": self.drift,
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()}}
+
+
 @flow(name="sync-stripe", log_prints=False)
 def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]:
-    """Sync Stripe into the hub; returns per-stream counts (no record data, no secrets)."""
+    """Sync Stripe into the hub; returns per-stream counts (no record data, no secrets).
+
+    Streams are extracted concurrently - each keeps one batch in flight while earlier
+    batches are processed and loaded - so source latency overlaps our CPU work.
+    Batches of one stream are loaded strictly in order, so its checkpoint only moves
+    forward; payments that arrive before their customer are linked when it lands.
+    """
     logger = get_run_logger()
-    settings = get_settings()
-    region = params.default_region or settings.default_region
+    region = params.default_region or get_settings().default_region
     config = get_source(SOURCE)
     migrate()
     started = time.monotonic()
-    order = [s for s in StripeStream if s in params.streams]
-    summary: dict[str, Any] = {}
-    for stream in order:
+
+    def extract_next(run: _StreamRun, cursor: str | None) -> Any:
+        return extract_batch.submit(run.stream, run.mode, cursor, run.since,
+                                    params.page_size, params.pages_per_batch)
+
+    runs: list[_StreamRun] = []
+    for stream in (s for s in StripeStream if s in params.streams):
         mode, cursor, since, resumed = _plan(stream.value, params.mode.value,
                                              config.lookback_seconds)
         if resumed:
             logger.info("%s: resuming an interrupted %s sync from its checkpoint", stream, mode)
-        totals = pipeline.BatchOutcome()
-        batches = 0
-        http: dict[str, int] = {"requests": 0, "retries": 0}
-        drift: dict[str, list[str]] = {}
-        # Extract the next batch while this one is processed and loaded: the source's
-        # latency overlaps our CPU work. Checkpoints still advance strictly in order.
-        pending = extract_batch.submit(stream.value, mode, cursor, since, params.page_size,
-                                       params.pages_per_batch)
-        while pending is not None:
-            batch = pending.result()
-            pending = (
-                extract_batch.submit(stream.value, mode, batch.cursor, since,
-                                     params.page_size, params.pages_per_batch)
-                if batch.has_more else None
-            )
-            processed = process_batch(stream.value, batch.records, region)
-            outcome = load_batch(processed, mode, batch, params.max_invalid_ratio)
-            totals.add(outcome)
-            batches += 1
-            http["requests"] += batch.http.get("requests", 0)
-            http["retries"] += batch.http.get("retries", 0)
-            found = pipeline.check_drift(SOURCE, stream.value, batch.fields)
-            if found:
-                logger.warning("%s: schema drift at the source: %s", stream, found)
-                for key, names in found.items():
-                    known = drift.setdefault(key, [])
-                    known.extend(n for n in names if n not in known)
-        _finish(stream.value, mode)
-        summary[stream.value] = {"mode": mode, "resumed": resumed, "batches": batches,
-                                 **totals.as_dict(), "http": http, "drift": drift}
-        logger.info("%s: %s", stream, summary[stream.value])
+        run = _StreamRun(stream=stream.value, mode=mode, since=since, resumed=resumed)
+        run.pending = extract_next(run, cursor)
+        runs.append(run)
+
+    active = list(runs)
+    while active:
+        mark = time.perf_counter()
+        ready = next(as_completed([r.pending for r in active]))
+        run = next(r for r in active if r.pending is ready)
+        batch = ready.result()
+        run.seconds["waiting_for_source"] += time.perf_counter() - mark
+        run.pending = extract_next(run, batch.cursor) if batch.has_more else None
+        # quote(): Prefect would otherwise walk every record of a batch looking for
+        # futures (measured: ~75% of a 13k-record run went into that walk).
+        mark = time.perf_counter()
+        processed = process_batch(run.stream, quote(batch.records), region)
+        run.seconds["process"] += time.perf_counter() - mark
+        # Loads run in the background, one at a time per stream and in batch order
+        # (each waits for the previous), while the next batch is being processed.
+        run.load = load_batch.submit(quote(processed), run.mode, quote(batch),
+                                     params.max_invalid_ratio,
+                                     wait_for=[run.load] if run.load else None)
+        run.loads.append(run.load)
+        run.batches += 1
+        run.http["requests"] += batch.http.get("requests", 0)
+        run.http["retries"] += batch.http.get("retries", 0)
+        found = pipeline.check_drift(SOURCE, run.stream, batch.fields)
+        if found:
+            logger.warning("%s: schema drift at the source: %s", run.stream, found)
+            for key, names in found.items():
+                known = run.drift.setdefault(key, [])
+                known.extend(n for n in names if n not in known)
+        if run.pending is None:
+            mark = time.perf_counter()
+            for load in run.loads:
+                run.totals.add(load.result())
+            run.seconds["waiting_for_loads"] = time.perf_counter() - mark
+            _finish(run.stream, run.mode)
+            active.remove(run)
+            logger.info("%s: %s", run.stream, run.summary())
+
+    summary: dict[str, Any] = {run.stream: run.summary() for run in runs}
     summary["duration_seconds"] = round(time.monotonic() - started, 2)
     _artifact(summary)
     return summary

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
 
@@ -258,7 +259,12 @@ class SourceClient:
         return response
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        response = self.request("GET", path, params=params)
+        try:
+            return orjson.loads(response.content)  # ~3x faster than json on list pages
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(f"{self.source}: GET {path} answered invalid JSON",
+                              source=self.source, request=f"GET {path}") from exc
 
     def close(self) -> None:
         self.http.close()

@@ -139,19 +139,19 @@ def _port_free(port: int) -> bool:
 
 def check_ports(settings: StackSettings) -> None:
     taken = [
-        f"{name} ({port})"
-        for name, port in [
-            ("Prefect", settings.prefect_port), ("API", settings.api_port),
-            ("OpenBao", settings.vault_port), ("localstripe", settings.stripe_port),
-            ("alert receiver", settings.alerts_port),
+        f"{name} ({port}; choose another with INTERCHANGE_{var}_PORT)"
+        for name, var, port in [
+            ("Prefect", "PREFECT", settings.prefect_port), ("API", "API", settings.api_port),
+            ("OpenBao", "VAULT", settings.vault_port),
+            ("localstripe", "STRIPE", settings.stripe_port),
+            ("alert receiver", "ALERTS", settings.alerts_port),
         ]
         if not _port_free(port)
     ]
     if taken:
         raise StackError(
             "port(s) already in use: " + ", ".join(taken)
-            + ". Stop whatever listens there, or choose other ports with "
-            "INTERCHANGE_PREFECT_PORT / _API_PORT / _VAULT_PORT / _STRIPE_PORT / _ALERTS_PORT."
+            + ". Stop whatever listens there or pick free ports."
         )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from interchange.store import utcnow
@@ -27,6 +28,7 @@ from process_apis.canonical.models import (
     QuarantineStatus,
     SchemaFingerprint,
     Watermark,
+    new_id,
 )
 from process_apis.canonical.views import CanonicalCustomer, CanonicalPayment
 from process_apis.mapping.base import Rejected
@@ -61,94 +63,113 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _existing(session: Session, table: Any, source: str, ids: Sequence[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for chunk in _chunks(ids):
-        rows = session.exec(
-            select(table).where(table.source == source, col(table.source_id).in_(chunk))
-        ).all()
-        found.update({row.source_id: row for row in rows})
-    return found
-
-
 def _dedupe(records: Sequence[Any]) -> list[Any]:
     """Last one wins when a batch carries the same source record twice."""
     return list({r.source_id: r for r in records}.values())
 
 
+def _rows(session: Session, table: sa.Table, source: str, ids: Sequence[str],
+          columns: Sequence[str], key: str = "source_id") -> dict[str, Any]:
+    """Selected columns of existing rows by key, through Core (no ORM objects)."""
+    found: dict[str, Any] = {}
+    cols = [table.c[name] for name in {key, *columns}]
+    for chunk in _chunks(list(ids)):
+        result = session.execute(
+            sa.select(*cols).where(table.c.source == source, table.c[key].in_(chunk))
+        )
+        found.update({row._mapping[key]: row for row in result})
+    return found
+
+
+def _write(session: Session, table: sa.Table, inserts: list[dict], updates: list[dict]) -> None:
+    """Bulk INSERT new rows and bulk UPDATE changed ones by primary key (executemany)."""
+    if inserts:
+        session.execute(sa.insert(table), inserts)
+    if updates:
+        keys = [k for k in updates[0] if k != "id"]
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values({k: sa.bindparam(f"b_{k}") for k in keys})
+        )
+        session.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in updates])
+
+
 def upsert_customers(session: Session, records: Sequence[CanonicalCustomer]) -> LoadCounts:
     counts = LoadCounts()
     records = _dedupe(records)
+    table = Customer.__table__
     by_source: dict[str, list[CanonicalCustomer]] = {}
     for r in records:
         by_source.setdefault(r.source, []).append(r)
     now = utcnow()
     for source, items in by_source.items():
-        existing = _existing(session, Customer, source, [r.source_id for r in items])
+        existing = _rows(session, table, source, [r.source_id for r in items],
+                         ["id", "content_hash", "deleted"])
+        inserts: list[dict] = []
+        updates: list[dict] = []
+        tombstones: list[dict] = []
         for record in items:
-            digest = content_hash(record)
             row = existing.get(record.source_id)
             if row is None:
-                session.add(Customer(**record.model_dump(), content_hash=digest,
-                                     created_at=now, updated_at=now))
+                inserts.append({**record.model_dump(), "id": new_id("cus"),
+                                "content_hash": content_hash(record),
+                                "created_at": now, "updated_at": now})
                 counts.inserted += 1
             elif record.deleted:
                 # A tombstone carries no data: keep the last known values, flag the row.
                 if row.deleted:
                     counts.unchanged += 1
                 else:
-                    row.deleted, row.updated_at = True, now
-                    session.add(row)
+                    tombstones.append({"id": row.id, "deleted": True, "updated_at": now})
                     counts.updated += 1
-            elif row.content_hash != digest:
-                for key, value in record.model_dump().items():
-                    setattr(row, key, value)
-                row.content_hash, row.updated_at = digest, now
-                session.add(row)
-                counts.updated += 1
             else:
-                counts.unchanged += 1
-        session.flush()
+                digest = content_hash(record)
+                if row.content_hash != digest:
+                    updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
+                                    "content_hash": digest, "updated_at": now})
+                    counts.updated += 1
+                else:
+                    counts.unchanged += 1
+        _write(session, table, inserts, updates)
+        _write(session, table, [], tombstones)
         _link_payments(session, source, [r.source_id for r in items])
     return counts
 
 
 def _link_payments(session: Session, source: str, customer_source_ids: Sequence[str]) -> None:
     """Attach payments that arrived before their customer."""
-    for chunk in _chunks(customer_source_ids):
-        customers = {
-            c.source_id: c.id
-            for c in session.exec(
-                select(Customer).where(
-                    Customer.source == source, col(Customer.source_id).in_(chunk)
-                )
-            )
-        }
-        orphans = session.exec(
-            select(Payment).where(
-                Payment.source == source,
-                col(Payment.customer_id).is_(None),
-                col(Payment.customer_source_id).in_(chunk),
-            )
-        ).all()
-        for payment in orphans:
-            payment.customer_id = customers.get(payment.customer_source_id)
-            session.add(payment)
+    customers, payments = Customer.__table__, Payment.__table__
+    for chunk in _chunks(list(customer_source_ids)):
+        ids = sa.select(customers.c.id).where(
+            customers.c.source == source,
+            customers.c.source_id == payments.c.customer_source_id,
+        ).scalar_subquery()
+        session.execute(
+            sa.update(payments)
+            .where(payments.c.source == source, payments.c.customer_id.is_(None),
+                   payments.c.customer_source_id.in_(chunk))
+            .values(customer_id=ids)
+        )
 
 
 def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> LoadCounts:
     counts = LoadCounts()
     records = _dedupe(records)
+    table = Payment.__table__
     by_source: dict[str, list[CanonicalPayment]] = {}
     for r in records:
         by_source.setdefault(r.source, []).append(r)
     now = utcnow()
     for source, items in by_source.items():
-        existing = _existing(session, Payment, source, [r.source_id for r in items])
+        existing = _rows(session, table, source, [r.source_id for r in items],
+                         ["id", "content_hash", "customer_id"])
         # A refund names its charge, not always its customer: inherit the charge's.
-        related = _existing(session, Payment, source, sorted(
+        # The hash is taken before that, so it only changes when the source does.
+        digests = {r.source_id: content_hash(r) for r in items}
+        related = _rows(session, table, source, sorted(
             {r.related_source_id for r in items if r.related_source_id and not r.customer_source_id}
-        ))
+        ), ["customer_source_id"])
         items = [
             r.model_copy(update={"customer_source_id": related[r.related_source_id]
                                  .customer_source_id})
@@ -157,27 +178,51 @@ def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> Lo
         ]
         wanted = sorted({r.customer_source_id for r in items if r.customer_source_id})
         customer_ids = {
-            c.source_id: c.id for c in _existing(session, Customer, source, wanted).values()
+            k: row.id
+            for k, row in _rows(session, Customer.__table__, source, wanted, ["id"]).items()
         }
+        inserts: list[dict] = []
+        updates: list[dict] = []
         for record in items:
-            digest = content_hash(record)
+            digest = digests[record.source_id]
             row = existing.get(record.source_id)
             customer_id = customer_ids.get(record.customer_source_id or "")
             if row is None:
-                session.add(Payment(**record.model_dump(), customer_id=customer_id,
-                                    content_hash=digest, created_at=now, updated_at=now))
+                inserts.append({**record.model_dump(), "id": new_id("pay"),
+                                "customer_id": customer_id, "content_hash": digest,
+                                "created_at": now, "updated_at": now})
                 counts.inserted += 1
             elif row.content_hash != digest or (customer_id and row.customer_id != customer_id):
-                for key, value in record.model_dump().items():
-                    setattr(row, key, value)
-                row.customer_id = customer_id or row.customer_id
-                row.content_hash, row.updated_at = digest, now
-                session.add(row)
+                updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
+                                "customer_id": customer_id or row.customer_id,
+                                "content_hash": digest, "updated_at": now})
                 counts.updated += 1
             else:
                 counts.unchanged += 1
-    session.flush()
+        _write(session, table, inserts, updates)
+        _link_refunds(session, source, [r.source_id for r in items if r.kind == "payment"])
     return counts
+
+
+def _link_refunds(session: Session, source: str, charge_source_ids: Sequence[str]) -> None:
+    """Give refunds that arrived before their charge the charge's customer."""
+    payments = Payment.__table__
+    charge = payments.alias("charge")
+    for chunk in _chunks(list(charge_source_ids)):
+        def of_charge(column: str) -> Any:
+            return sa.select(charge.c[column]).where(
+                charge.c.source == source,
+                charge.c.source_id == payments.c.related_source_id,
+            ).scalar_subquery()
+
+        session.execute(
+            sa.update(payments)
+            .where(payments.c.source == source, payments.c.kind == "refund",
+                   payments.c.customer_source_id.is_(None),
+                   payments.c.related_source_id.in_(chunk))
+            .values(customer_source_id=of_charge("customer_source_id"),
+                    customer_id=of_charge("customer_id"))
+        )
 
 
 # --- quarantine -------------------------------------------------------------------

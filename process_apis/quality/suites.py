@@ -29,29 +29,26 @@ _lock = threading.Lock()
 
 def _suites() -> dict[str, list[Any]]:
     import great_expectations as gx
-    import pycountry
 
     from process_apis.canonical.models import PaymentKind
 
     ex = gx.expectations
-    countries = sorted(c.alpha_2 for c in pycountry.countries)
-    currencies = sorted(c.alpha_3 for c in pycountry.currencies)
+    # Presence and types are already guaranteed by the canonical pydantic views and
+    # code lists by the rules (pycountry); the suites check the output's shape: unique
+    # within the batch, formats, ranges. Code lists as GX value sets were measured at
+    # ~40% of a sync's CPU (GX re-serialises the set on every call), so formats here.
     return {
         "customer": [
-            ex.ExpectColumnValuesToNotBeNull(column="source_id"),
             ex.ExpectColumnValuesToBeUnique(column="source_id"),
             ex.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL),
             ex.ExpectColumnValuesToMatchRegex(column="phone", regex=E164),
-            ex.ExpectColumnValuesToBeInSet(column="country", value_set=countries),
+            ex.ExpectColumnValuesToMatchRegex(column="country", regex=r"^[A-Z]{2}$"),
         ],
         "payment": [
-            ex.ExpectColumnValuesToNotBeNull(column="source_id"),
             ex.ExpectColumnValuesToBeUnique(column="source_id"),
-            ex.ExpectColumnValuesToNotBeNull(column="amount_minor"),
             ex.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=0),
-            ex.ExpectColumnValuesToBeInSet(column="currency", value_set=currencies),
+            ex.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
             ex.ExpectColumnValuesToBeInSet(column="kind", value_set=[k.value for k in PaymentKind]),
-            ex.ExpectColumnValuesToNotBeNull(column="occurred_at"),
         ],
     }
 
@@ -77,6 +74,12 @@ def _context() -> tuple[Any, dict[str, Any], dict[str, Any]]:
     return ctx, batch_defs, suites
 
 
+@functools.cache
+def _columns(entity: str) -> tuple[str, ...]:
+    """Only the columns the entity's suite looks at go into the DataFrame."""
+    return tuple(dict.fromkeys(e.column for e in _suites()[entity]))
+
+
 @dataclass
 class BatchReport:
     entity: str
@@ -99,7 +102,8 @@ def validate_batch(entity: str, records: list[BaseModel]) -> BatchReport:
         return report
     import pandas as pd
 
-    df = pd.DataFrame([r.model_dump(mode="json") for r in records])
+    columns = _columns(entity)
+    df = pd.DataFrame({c: [getattr(r, c) for r in records] for c in columns})
     with _lock:  # GX contexts are not thread-safe
         _, batch_defs, suites = _context()
         result = (

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from interchange.errors import SchemaError
 from interchange.http import RetryPolicy, SourceClient, build_client
@@ -109,8 +110,8 @@ def get_json(
     """``GET path`` with Stripe-encoded ``params``; the decoded JSON object."""
     response = client.request("GET", path, params=encode_params(params))
     try:
-        body = response.json()
-    except ValueError:
+        body = orjson.loads(response.content)  # list pages: ~3x faster than json
+    except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
         raise SchemaError(f"{client.source}: GET {path} did not answer a JSON object")
