@@ -212,7 +212,6 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
     base_env["INTERCHANGE_HOME"] = str(home)
     base_env["INTERCHANGE_DATABASE_URL"] = f"sqlite:///{hub_db}"
     base_env["INTERCHANGE_SOURCES_FILE"] = str(ROOT / "sources.yaml")
-    base_env["INTERCHANGE_PROJECT_DIR"] = str(ROOT)
     stripe_url = f"http://127.0.0.1:{settings.stripe_port}"
     base_env["INTERCHANGE_STRIPE_URL"] = stripe_url
     py = sys.executable

@@ -70,6 +70,7 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
         for name in ("Prefect UI", "API docs"):
             link = re.search(rf"{name}\s+(http://\S+)", output).group(1)
             assert httpx.get(link, timeout=10).status_code == 200
+        check_deployments_and_alerts(f"http://127.0.0.1:{env['INTERCHANGE_PREFECT_PORT']}/api")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         rest, _ = proc.communicate(timeout=60)
@@ -77,6 +78,25 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
     assert "stopped." in rest
     for name in ("prefect", "api", "vault", "stripe", "alerts"):
         assert port_is_free(int(env[f"INTERCHANGE_{name.upper()}_PORT"])), name
+
+
+def check_deployments_and_alerts(api: str) -> None:
+    """What `prefect deploy --all` left on the server: forms, schedules, automations."""
+    from interchange.alerts import automation_names
+
+    deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
+    assert {"sync-stripe", "replay-quarantine"} <= set(deployments)
+    sync = deployments["sync-stripe"]
+    schema = sync["parameter_openapi_schema"]
+    params = schema["definitions"]["SyncStripeParams"]["properties"]
+    assert "incremental" in params["mode"]["description"]
+    assert set(schema["definitions"]["SyncMode"]["enum"]) == {"incremental", "full"}
+    assert params["page_size"]["maximum"] == 100
+    slugs = {s["slug"]: s for s in sync["schedules"]}
+    assert slugs["incremental-every-15-min"]["schedule"]["interval"] == 900
+    assert slugs["nightly-full"]["parameters"] == {"params": {"mode": "full"}}
+    names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
+    assert set(automation_names("interchange")) <= names
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
