@@ -56,7 +56,7 @@ class SyncStripeParams(BaseModel):
     )
     page_size: int = Field(100, ge=1, le=100, description="Objects per Stripe list page.")
     pages_per_batch: int = Field(
-        10, ge=1, le=50, description="Pages per Prefect task (one checkpoint per batch)."
+        20, ge=1, le=50, description="Pages per Prefect task (one checkpoint per batch)."
     )
     max_invalid_ratio: float = Field(
         0.25, ge=0, le=1,
@@ -189,6 +189,15 @@ class _StreamRun:
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()}}
 
 
+def _collect_loads(run: _StreamRun, *, keep: int) -> None:
+    """Wait for this stream's oldest loads until at most ``keep`` are unfinished.
+
+    Loads finish in order, so the first error raised is the batch that failed.
+    """
+    while len(run.loads) > keep:
+        run.totals.add(run.loads.pop(0).result())
+
+
 @flow(name="sync-stripe", log_prints=False)
 def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]:
     """Sync Stripe into the hub; returns per-stream counts (no record data, no secrets).
@@ -233,6 +242,9 @@ def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]
         run.seconds["process"] += time.perf_counter() - mark
         # Loads run in the background, one at a time per stream and in batch order
         # (each waits for the previous), while the next batch is being processed.
+        # At most two are queued per stream, so a slow hub slows the run down
+        # instead of piling batches up in memory.
+        _collect_loads(run, keep=1)
         run.load = load_batch.submit(quote(processed), run.mode, quote(batch),
                                      params.max_invalid_ratio,
                                      wait_for=[run.load] if run.load else None)
@@ -248,8 +260,7 @@ def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]
                 known.extend(n for n in names if n not in known)
         if run.pending is None:
             mark = time.perf_counter()
-            for load in run.loads:
-                run.totals.add(load.result())
+            _collect_loads(run, keep=0)
             run.seconds["waiting_for_loads"] = time.perf_counter() - mark
             _finish(run.stream, run.mode)
             active.remove(run)
