@@ -6,7 +6,8 @@ Prefect retry conditions) can decide what to do from the type alone::
     InterchangeError
     ├── ConfigError                 bad or missing settings / sources file
     ├── SecretsError                Vault unreachable, auth failed
-    │   └── SecretNotFound          no secret (or key) at a configured Vault path
+    │   ├── SecretNotFound          no secret (or key) at a configured Vault path
+    │   └── SecretsAuthError        token refused and no AppRole to log in again
     ├── SourceError                 anything that went wrong talking to a source
     │   ├── SourceTransportError    (retryable) the request never got an HTTP answer
     │   │   ├── SourceTimeout
@@ -46,6 +47,12 @@ class SecretsError(InterchangeError):
 
 class SecretNotFound(SecretsError):
     """The configured Vault path or key does not exist."""
+
+    retryable = False
+
+
+class SecretsAuthError(SecretsError):
+    """Vault refused our token and there is no AppRole to log in again with."""
 
     retryable = False
 

@@ -28,7 +28,7 @@ import hvac.exceptions
 import requests
 from pydantic import SecretStr
 
-from interchange.errors import ConfigError, SecretNotFound, SecretsError
+from interchange.errors import ConfigError, SecretNotFound, SecretsAuthError, SecretsError
 
 __all__ = ["VaultSecrets", "get_secrets", "reset_secrets"]
 
@@ -229,7 +229,7 @@ class VaultSecrets:
             return fn()
         except _AUTH_ERRORS as exc:
             if not self._role_id:
-                raise SecretsError(
+                raise SecretsAuthError(
                     f"Vault refused to {op} secret {path!r}: token invalid, expired or "
                     f"lacking permission ({type(exc).__name__})"
                 ) from exc
@@ -362,7 +362,9 @@ class VaultSecrets:
             auth = self._client.auth.token.renew_self()["auth"]
         except _AUTH_ERRORS as exc:
             if not self._role_id:
-                raise SecretsError("Vault refused to renew the token (revoked or expired)") from exc
+                raise SecretsAuthError(
+                    "Vault refused to renew the token (revoked or expired)"
+                ) from exc
             log.warning("re-login after 403 on token renewal")
             self._authenticated = False
             self._login()

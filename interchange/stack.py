@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hvac
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
@@ -205,8 +206,9 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{hub_db}{suffix}").unlink(missing_ok=True)
 
+    # Children get no Vault credentials unless they need them (only the worker does).
     base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("PREFECT_", "VAULT_", "BAO_"))}
+                if not k.startswith(("PREFECT_", "VAULT_", "BAO_", "INTERCHANGE_VAULT_"))}
     venv_bin = str(Path(sys.executable).parent)
     base_env["PATH"] = venv_bin + os.pathsep + base_env.get("PATH", "")
     base_env["INTERCHANGE_HOME"] = str(home)
@@ -227,9 +229,11 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         stripe_key = "sk_test_" + pysecrets.token_hex(16)
         vaultdev.seed(vault_addr, root_token, {STRIPE_VAULT_PATH: {"api_key": stripe_key}})
         role_id, secret_id = vaultdev.setup_approle(
-            vault_addr, root_token, read_paths=["interchange/*"], write_paths=["interchange/*"]
+            vault_addr, root_token, read_paths=["interchange/*"]
         )
-        # Workers and the API log in with AppRole; the root token stays in this process.
+        # The worker logs in with AppRole (read-only). The root token was on the dev
+        # server's command line and in its log: revoke it now that setup is done.
+        hvac.Client(url=vault_addr, token=root_token).auth.token.revoke_self()
         vault_env = {
             "INTERCHANGE_VAULT_ADDR": vault_addr,
             "INTERCHANGE_VAULT_ROLE_ID": role_id,
@@ -287,7 +291,7 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         _run([py, "-m", "interchange.cli", "migrate"], base_env, "hub migrations")
         m = stack.spawn("api", [py, "-m", "uvicorn", "--factory",
                                 "experience_apis.http.app:create_app", "--host", "127.0.0.1",
-                                "--port", str(settings.api_port)], {**base_env, **vault_env})
+                                "--port", str(settings.api_port)], base_env)
         _wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", proc=m.proc,
                    what="experience API", log=m.log)
 

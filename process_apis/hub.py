@@ -225,6 +225,36 @@ def _link_refunds(session: Session, source: str, charge_source_ids: Sequence[str
         )
 
 
+def link_orphans(session: Session, source: str) -> int:
+    """Attach every payment whose customer (or refunded charge) is in the hub by now.
+
+    A sweep at the end of a sync, so that no ordering of concurrent stream loads can
+    leave a link unmade.
+    """
+    customers, payments = Customer.__table__, Payment.__table__
+    charge = payments.alias("charge")
+    inherit = sa.select(charge.c.customer_source_id).where(
+        charge.c.source == source, charge.c.source_id == payments.c.related_source_id
+    ).scalar_subquery()
+    session.execute(
+        sa.update(payments)
+        .where(payments.c.source == source, payments.c.kind == "refund",
+               payments.c.customer_source_id.is_(None),
+               payments.c.related_source_id.is_not(None))
+        .values(customer_source_id=inherit)
+    )
+    customer_id = sa.select(customers.c.id).where(
+        customers.c.source == source, customers.c.source_id == payments.c.customer_source_id
+    ).scalar_subquery()
+    result = session.execute(
+        sa.update(payments)
+        .where(payments.c.source == source, payments.c.customer_id.is_(None),
+               payments.c.customer_source_id.is_not(None), sa.exists(customer_id))
+        .values(customer_id=customer_id)
+    )
+    return result.rowcount or 0
+
+
 # --- quarantine -------------------------------------------------------------------
 
 

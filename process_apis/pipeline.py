@@ -8,6 +8,8 @@ rows and the stream checkpoint together.
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +22,11 @@ from process_apis.mapping.base import MapResult, Rejected
 from process_apis.quality import validate_batch
 
 MAPPERS = {"stripe": stripe_mapping}
+
+# One hub write per source at a time within a process: a payments load that looked
+# up customers before a concurrent customers load committed would miss the link.
+# Loads are short transactions; serialising them costs little next to mapping.
+_load_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 @dataclass
@@ -100,7 +107,7 @@ def load_batch(
     """
     outcome = BatchOutcome(read=processed.read)
     too_bad = processed.read > 0 and processed.invalid_ratio > max_invalid_ratio
-    with session_scope(database_url) as session:
+    with _load_locks[processed.source], session_scope(database_url) as session:
         outcome.quarantined = hub.quarantine(
             session, entity=processed.entity, source=processed.source,
             stream=processed.stream, rejected=processed.rejected,
@@ -140,8 +147,14 @@ def check_drift(source: str, stream: str, fields: dict[str, str],
     """Compare a batch's field set with what the stream looked like before."""
     if not fields:
         return None
-    with session_scope(database_url) as session:
+    with _load_locks[source], session_scope(database_url) as session:
         return hub.record_fingerprint(session, source, stream, fields)
+
+
+def link_orphans(source: str, database_url: str | None = None) -> int:
+    """Make every customer link that the loads of a run could make (see hub.link_orphans)."""
+    with _load_locks[source], session_scope(database_url) as session:
+        return hub.link_orphans(session, source)
 
 
 def replay_records(
@@ -153,7 +166,7 @@ def replay_records(
     processed = process_batch(source, stream, raws, default_region=default_region)
     from process_apis.canonical.models import QuarantineStatus
 
-    with session_scope(database_url) as session:
+    with _load_locks[source], session_scope(database_url) as session:
         counts = _upsert(session, processed.entity, processed.records)
         replayed = hub.resolve_quarantined(
             session, entity=processed.entity, source=source,
@@ -166,6 +179,6 @@ def replay_records(
 
 
 __all__ = [
-    "BatchOutcome", "CanonicalCustomer", "Processed", "entity_of", "load_batch",
+    "BatchOutcome", "CanonicalCustomer", "Processed", "entity_of", "link_orphans", "load_batch",
     "process_batch", "replay_records",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from experience_apis.http.keys import ApiKey, Scope, verify_key
@@ -31,6 +33,8 @@ from experience_apis.http.problems import Problem
 from interchange.store import get_engine
 
 # -- database ---------------------------------------------------------------------------
+
+log = logging.getLogger("interchange.api")
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -81,7 +85,13 @@ def authenticate(
         raise Problem(
             "unauthorized", "The API key is invalid or has been revoked.", headers=_CHALLENGE
         )
-    session.commit()  # persists last_used_at when verify_key updated it
+    try:
+        session.commit()  # persists last_used_at when verify_key updated it
+    except OperationalError:
+        # Best effort: a busy hub (a sync holding SQLite's write lock) must not turn
+        # a read into an error. The next request records the use.
+        session.rollback()
+        log.info("could not record last use of key %s (database busy)", key.prefix)
     missing = [s for s in security_scopes.scopes if s not in key.scopes]
     if missing:
         raise Problem("forbidden", f"This API key lacks the scope(s): {', '.join(missing)}.")

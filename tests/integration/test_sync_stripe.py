@@ -241,6 +241,20 @@ def test_killed_run_resumes_without_duplicates_or_loss(stack, prefect_server, tm
     assert hub_counts(stack.db_url) == expected_counts(stack)
 
 
+def test_a_dead_checkpoint_cursor_restarts_the_stream(stack):
+    from interchange.store import migrate
+    from process_apis import hub
+
+    migrate(stack.db_url)
+    with session_scope(stack.db_url) as session:
+        hub.advance_checkpoint(session, "stripe", "customers", "full", cursor="not-a-cursor",
+                               high_water=None, pages=3, records=30)
+    summary = sync_stripe(SyncStripeParams(**SMALL))
+    assert summary["customers"]["resumed"] is True
+    assert summary["customers"]["read"] == stack.expected["customers"]  # read from the start
+    assert hub_counts(stack.db_url) == expected_counts(stack)
+
+
 def test_quarantined_record_fixed_at_source_is_replayed(stack):
     sync_stripe(SyncStripeParams(**SMALL))
     with session_scope(stack.db_url) as session:

@@ -147,7 +147,7 @@ def _ok_example(example: Any) -> dict[int | str, Any]:
 
 CustomerId = Annotated[
     str,
-    Path(max_length=40, description="Hub customer id.", examples=[_CUSTOMER_EXAMPLE["id"]]),
+    Path(description="Hub customer id.", examples=[_CUSTOMER_EXAMPLE["id"]]),
 ]
 
 
