@@ -54,7 +54,7 @@ class StackSettings(BaseSettings):
     api_port: int = 8000
     vault_port: int = 8200
     stripe_port: int = 8420
-    alerts_port: int = 8421
+    alerts_port: int = 8425  # 8421/8422 are the HubSpot and Shopify sandboxes
     demo_customers: int = Field(300, ge=1)
     alert_slow_seconds: int = Field(600, ge=10)
     worker_poll_seconds: int = Field(2, ge=1)

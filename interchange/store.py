@@ -85,6 +85,11 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     except sa.exc.OperationalError as exc:
         session.rollback()
         raise StoreError(f"hub database error: {type(exc.orig).__name__}") from exc
+    except sa.exc.IntegrityError as exc:
+        # Two writers inserted the same key at once (a sync and a replay, say): the
+        # retry sees the other's row and updates it instead.
+        session.rollback()
+        raise StoreError(f"conflicting concurrent write: {type(exc.orig).__name__}") from exc
     except BaseException:
         session.rollback()
         raise
