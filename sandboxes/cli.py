@@ -1,0 +1,63 @@
+"""``interchange sandbox NAME``: run one source's sandbox alone, seeded, in the foreground.
+
+For development against a source without the whole stack. Each sandbox follows its
+vendor's documented contract; ``--token`` sets the credential it accepts where the
+vendor has one (anything else gets the vendor's 401).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import typer
+
+app = typer.Typer(help="Run a source sandbox alone (seeded, foreground; Ctrl-C stops it).",
+                  no_args_is_help=True)
+
+
+def _exec_module(module: str, args: list[str]) -> None:
+    """Hand the terminal to ``python -m module args`` (Ctrl-C goes straight to it)."""
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])  # noqa: S606 (no shell)
+
+
+@app.command()
+def stripe(
+    port: int = typer.Option(8420, help="Port on 127.0.0.1."),
+    token: str = typer.Option("sk_test_interchange_sandbox", help="Secret key to seed with "
+                              "(localstripe accepts any sk_test_ key)."),
+    records: int = typer.Option(300, help="Customers to seed (with payments and refunds)."),
+) -> None:
+    """localstripe through the project's launcher (127.0.0.1, in memory), seeded."""
+    from sandboxes.stripe_seed import demo_dataset, seed
+
+    proc = subprocess.Popen([sys.executable, "-m", "sandboxes.localstripe_server",
+                             "--host", "127.0.0.1", "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise typer.Exit(proc.returncode or 1)
+            try:
+                if httpx.get(f"{url}/v1/customers?limit=1",
+                             headers={"Authorization": f"Bearer {token}"}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                typer.echo("localstripe did not become ready", err=True)
+                raise typer.Exit(1)
+            time.sleep(0.1)
+        result = seed(url, token, demo_dataset(customers=records))
+        typer.echo(f"Stripe sandbox on {url}: {result['counts']}. Key: any sk_test_ key. "
+                   "Ctrl-C stops it.")
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proc.terminate()
+        proc.wait(10)
