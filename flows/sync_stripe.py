@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.futures import as_completed
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field, field_validator
@@ -305,6 +306,12 @@ def sync_stripe(params: SyncStripeParams = SyncStripeParams()) -> dict[str, Any]
             found = None
         if found:
             logger.warning("%s: schema drift at the source: %s", run.stream, found)
+            emit_event(
+                event="interchange.schema.drift",
+                resource={"prefect.resource.id": f"interchange.source.{SOURCE}.{run.stream}",
+                          "prefect.resource.name": f"{SOURCE}/{run.stream}"},
+                payload={"source": SOURCE, "stream": run.stream, **found},
+            )
             for key, names in found.items():
                 known = run.drift.setdefault(key, [])
                 known.extend(n for n in names if n not in known)

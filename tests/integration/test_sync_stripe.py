@@ -241,6 +241,35 @@ def test_killed_run_resumes_without_duplicates_or_loss(stack, prefect_server, tm
     assert hub_counts(stack.db_url) == expected_counts(stack)
 
 
+def test_schema_drift_is_reported_and_emitted_as_an_event(stack, prefect_server):
+    from process_apis.canonical.models import SchemaFingerprint
+
+    sync_stripe(SyncStripeParams(**SMALL))
+    # Pretend the source used to send a field it no longer sends and lacked one it sends.
+    with session_scope(stack.db_url) as session:
+        row = session.get(SchemaFingerprint, ("stripe", "customers"))
+        fields = dict(row.fields)
+        fields.pop("email")
+        fields["fax"] = "string"
+        row.fields, row.fingerprint = fields, "old"
+        session.add(row)
+    summary = sync_stripe(SyncStripeParams(**SMALL))
+    assert summary["customers"]["drift"] == {"added": ["email"], "missing": ["fax"],
+                                             "retyped": []}
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
+
+    def drift_events():
+        body = {"filter": {"event": {"name": ["interchange.schema.drift"]}}, "limit": 10}
+        return httpx.post(f"{prefect_server.api_url}/events/filter", json=body).json()["events"]
+
+    wait_until(lambda: drift_events(), timeout=20)
+    event = drift_events()[0]
+    assert event["resource"]["prefect.resource.id"] == "interchange.source.stripe.customers"
+    assert event["payload"]["missing"] == ["fax"]
+
+
 def test_a_dead_checkpoint_cursor_restarts_the_stream(stack):
     from interchange.store import migrate
     from process_apis import hub
