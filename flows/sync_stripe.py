@@ -111,8 +111,10 @@ def extract_batch(
     config = get_source(SOURCE)
     out = Extracted(cursor=cursor)
     with stripe_client(config) as client:
+        strategies = config.options.get("incremental") or {}
         pages = stripe_streams.read_stream(
-            client, stream, mode=mode, cursor=cursor, since=since, page_size=page_size
+            client, stream, mode=mode, cursor=cursor, since=since, page_size=page_size,
+            strategy=strategies.get(stream),
         )
         for page in pages:
             out.records.extend(page.records)

@@ -68,7 +68,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -138,6 +138,10 @@ STREAMS: dict[str, StreamSpec] = {
         object="charge",
         model=StripeCharge,
         incremental="created",
+        event_types=frozenset({
+            "charge.succeeded", "charge.failed", "charge.pending", "charge.captured",
+            "charge.updated", "charge.refunded", "charge.expired",
+        }),
     ),
     "refunds": StreamSpec(
         name="refunds",
@@ -145,6 +149,8 @@ STREAMS: dict[str, StreamSpec] = {
         object="refund",
         model=StripeRefund,
         incremental="list",
+        event_types=frozenset({"refund.created", "refund.updated", "refund.failed",
+                               "charge.refund.updated"}),
     ),
 }
 
@@ -216,6 +222,7 @@ def read_stream(
     cursor: str | None = None,
     since: int | None = None,
     page_size: int = MAX_PAGE_SIZE,
+    strategy: Strategy | None = None,
 ) -> Iterator[Page]:
     """Yield the pages of ``stream`` (``customers``, ``payments`` or ``refunds``).
 
@@ -232,6 +239,15 @@ def read_stream(
         raise ConfigError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
     if since is not None and type(since) is not int:
         raise ConfigError("since must be epoch seconds as an int")
+    if strategy is not None:
+        # Per-stream override from sources.yaml (options.incremental.<stream>): real
+        # Stripe emits charge.* and refund.* events, which see changes to old objects
+        # that the sandbox-friendly defaults (created filter, full listing) miss.
+        if strategy not in ("list", "created", "events"):
+            raise ConfigError(f"unknown incremental strategy {strategy!r} for {stream}")
+        if strategy == "events" and not spec.event_types:
+            raise ConfigError(f"stream {stream!r} has no event types to read incrementally")
+        spec = replace(spec, incremental=strategy)
 
     if cursor is not None:
         state = _Cursor.decode(cursor)
