@@ -22,8 +22,13 @@ from sqlmodel import Session, col, select
 from interchange.store import utcnow
 from process_apis.canonical.models import (
     Checkpoint,
+    Company,
     Customer,
+    InventoryLevel,
+    Order,
+    OrderLine,
     Payment,
+    Product,
     QuarantineRecord,
     QuarantineStatus,
     SchemaFingerprint,
@@ -253,6 +258,100 @@ def link_orphans(session: Session, source: str) -> int:
         .values(customer_id=customer_id)
     )
     return result.rowcount or 0
+
+
+def upsert_simple(
+    session: Session, table: sa.Table, id_prefix: str, records: Sequence[Any]
+) -> LoadCounts:
+    """Idempotent upsert of flat canonical records (companies, products, stock levels)."""
+    counts = LoadCounts()
+    records = _dedupe(records)
+    has_deleted = "deleted" in table.c
+    by_source: dict[str, list[Any]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    now = utcnow()
+    for source, items in by_source.items():
+        columns = ["id", "content_hash"] + (["deleted"] if has_deleted else [])
+        existing = _rows(session, table, source, [r.source_id for r in items], columns)
+        inserts: list[dict] = []
+        updates: list[dict] = []
+        for record in items:
+            row = existing.get(record.source_id)
+            digest = content_hash(record)
+            if row is None:
+                inserts.append({**record.model_dump(), "id": new_id(id_prefix),
+                                "content_hash": digest, "created_at": now, "updated_at": now})
+                counts.inserted += 1
+            elif row.content_hash != digest:
+                updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
+                                "content_hash": digest, "updated_at": now})
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        _write(session, table, inserts, updates)
+    return counts
+
+
+def upsert_companies(session: Session, records: Sequence[Any]) -> LoadCounts:
+    return upsert_simple(session, Company.__table__, "com", records)
+
+
+def upsert_products(session: Session, records: Sequence[Any]) -> LoadCounts:
+    return upsert_simple(session, Product.__table__, "prd", records)
+
+
+def upsert_inventory_levels(session: Session, records: Sequence[Any]) -> LoadCounts:
+    return upsert_simple(session, InventoryLevel.__table__, "inv", records)
+
+
+def upsert_orders(session: Session, records: Sequence[Any]) -> LoadCounts:
+    """Orders and their lines: a changed order's lines are replaced as a whole."""
+    counts = LoadCounts()
+    records = _dedupe(records)
+    orders, lines = Order.__table__, OrderLine.__table__
+    by_source: dict[str, list[Any]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    now = utcnow()
+    for source, items in by_source.items():
+        existing = _rows(session, orders, source, [r.source_id for r in items],
+                         ["id", "content_hash"])
+        wanted = sorted({r.customer_source_id for r in items if r.customer_source_id})
+        customer_ids = {
+            k: row.id
+            for k, row in _rows(session, Customer.__table__, source, wanted, ["id"]).items()
+        }
+        inserts: list[dict] = []
+        updates: list[dict] = []
+        changed: list[Any] = []
+        for record in items:
+            row = existing.get(record.source_id)
+            digest = content_hash(record)
+            fields = {**record.model_dump(exclude={"lines"}),
+                      "customer_id": customer_ids.get(record.customer_source_id or "")}
+            if row is None:
+                inserts.append({**fields, "id": new_id("ord"), "content_hash": digest,
+                                "created_at": now, "updated_at": now})
+                counts.inserted += 1
+                changed.append(record)
+            elif row.content_hash != digest:
+                fields.pop("source")
+                updates.append({"id": row.id, **fields, "content_hash": digest,
+                                "updated_at": now})
+                counts.updated += 1
+                changed.append(record)
+            else:
+                counts.unchanged += 1
+        _write(session, orders, inserts, updates)
+        for chunk in _chunks([r.source_id for r in changed]):
+            session.execute(sa.delete(lines).where(lines.c.source == source,
+                                                   lines.c.order_source_id.in_(chunk)))
+        new_lines = [{**line.model_dump(), "id": new_id("oln")}
+                     for r in changed for line in r.lines]
+        if new_lines:
+            session.execute(sa.insert(lines), new_lines)
+    return counts
 
 
 # --- quarantine -------------------------------------------------------------------

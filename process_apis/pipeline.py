@@ -134,12 +134,22 @@ def load_batch(
     return outcome
 
 
+UPSERTS = {
+    "customer": hub.upsert_customers,
+    "payment": hub.upsert_payments,
+    "company": hub.upsert_companies,
+    "product": hub.upsert_products,
+    "order": hub.upsert_orders,
+    "inventory_level": hub.upsert_inventory_levels,
+}
+
+
 def _upsert(session: Any, entity: str, records: list[Any]) -> hub.LoadCounts:
-    if entity == "customer":
-        return hub.upsert_customers(session, records)
-    if entity == "payment":
-        return hub.upsert_payments(session, records)
-    raise ValueError(f"unknown entity {entity!r}")
+    try:
+        upsert = UPSERTS[entity]
+    except KeyError:
+        raise ValueError(f"unknown entity {entity!r}") from None
+    return upsert(session, records)
 
 
 def check_drift(source: str, stream: str, fields: dict[str, str],

@@ -133,3 +133,101 @@ class SchemaFingerprint(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     fields: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Company(SQLModel, table=True):
+    """An organisation (CRM companies, ERP accounts)."""
+
+    __tablename__ = "companies"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_companies_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("com"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    domain: str | None = Field(default=None, max_length=255, index=True)
+    country: str | None = Field(default=None, max_length=2)
+    industry: str | None = Field(default=None, max_length=100)
+    deleted: bool = False
+    source_updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class Product(SQLModel, table=True):
+    """A sellable item (commerce products/variants, ERP items), keyed by SKU across sources."""
+
+    __tablename__ = "products"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_products_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("prd"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    sku: str | None = Field(default=None, max_length=100, index=True)
+    name: str | None = Field(default=None, max_length=255)
+    price_minor: int | None = None
+    currency: str | None = Field(default=None, max_length=3)
+    active: bool = True
+    source_updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class Order(SQLModel, table=True):
+    """A customer order; its lines are in ``order_lines``."""
+
+    __tablename__ = "orders"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_orders_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("ord"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    number: str | None = Field(default=None, max_length=64)
+    customer_id: str | None = Field(default=None, max_length=40, index=True)
+    customer_source_id: str | None = Field(default=None, max_length=255, index=True)
+    email: str | None = Field(default=None, max_length=320)
+    status: str = Field(max_length=32)
+    total_minor: int
+    currency: str = Field(max_length=3)
+    placed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    source_updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+    __table_args__ = (sa.UniqueConstraint("source", "source_id", name="uq_order_lines_source"),)
+
+    id: str = Field(default_factory=lambda: new_id("oln"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)
+    order_source_id: str = Field(max_length=255, index=True)
+    sku: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=255)
+    quantity: int
+    unit_price_minor: int
+    currency: str = Field(max_length=3)
+
+
+class InventoryLevel(SQLModel, table=True):
+    """Stock of one SKU at one location, as a source reports it."""
+
+    __tablename__ = "inventory_levels"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "source_id", name="uq_inventory_levels_source"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id("inv"), primary_key=True, max_length=40)
+    source: str = Field(max_length=40)
+    source_id: str = Field(max_length=255)  # "<location>:<item>" or the source's own id
+    sku: str | None = Field(default=None, max_length=100, index=True)
+    location: str = Field(max_length=100)
+    available: int
+    source_updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)

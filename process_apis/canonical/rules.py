@@ -5,6 +5,7 @@
 * timestamp -> aware UTC ``datetime``; rendered as ISO 8601 with ``Z``
 * money     -> integer minor units + ISO 4217 alpha-3 currency (``pycountry``)
 * country   -> ISO 3166-1 alpha-2 (``pycountry``)
+* domain    -> bare lower-case host name ("https://www.Acme.com/" -> "acme.com")
 
 Each rule raises :class:`RuleViolation` naming the rule and the problem; the mappers
 collect these per record so one bad field quarantines the record with every reason.
@@ -160,3 +161,20 @@ def normalize_country(raw: str | None) -> str | None:
     if country is None:
         raise RuleViolation("country.iso3166", f"{raw!r} is not an ISO 3166 country")
     return country.alpha_2
+
+
+def normalize_domain(raw: str | None) -> str | None:
+    """A company's web domain as a bare lower-case host name, or None."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if "://" in value:
+        value = value.split("://", 1)[1]
+    value = value.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
+    value = value.removeprefix("www.").rstrip(".")
+    labels = value.split(".")
+    if len(labels) < 2 or not all(labels) or any(
+        not all(c.isalnum() or c == "-" for c in label) for label in labels
+    ):
+        raise RuleViolation("domain.valid", f"{raw!r} is not a domain name")
+    return value

@@ -22,7 +22,7 @@ log = logging.getLogger("interchange.quality")
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-UTC_ISO = r"Z$"
+DOMAIN = r"^[a-z0-9-]+(?:\.[a-z0-9-]+)+$"
 
 _lock = threading.Lock()
 
@@ -49,6 +49,26 @@ def _suites() -> dict[str, list[Any]]:
             ex.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=0),
             ex.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
             ex.ExpectColumnValuesToBeInSet(column="kind", value_set=[k.value for k in PaymentKind]),
+        ],
+        "company": [
+            ex.ExpectColumnValuesToBeUnique(column="source_id"),
+            ex.ExpectColumnValuesToMatchRegex(column="domain", regex=DOMAIN),
+            ex.ExpectColumnValuesToMatchRegex(column="country", regex=r"^[A-Z]{2}$"),
+        ],
+        "product": [
+            ex.ExpectColumnValuesToBeUnique(column="source_id"),
+            ex.ExpectColumnValuesToBeBetween(column="price_minor", min_value=0),
+            ex.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+        ],
+        "order": [
+            ex.ExpectColumnValuesToBeUnique(column="source_id"),
+            ex.ExpectColumnValuesToBeBetween(column="total_minor", min_value=0),
+            ex.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+            ex.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL),
+        ],
+        "inventory_level": [
+            ex.ExpectColumnValuesToBeUnique(column="source_id"),
+            ex.ExpectColumnValuesToNotBeNull(column="location"),
         ],
     }
 

@@ -129,3 +129,50 @@ def test_replay_lands_a_fixed_record(hub_url):
 def test_sqlite_runs_in_wal_mode(sqlite_url):
     with get_engine(sqlite_url).connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_companies_products_stock_and_orders_upsert_idempotently(hub_url):
+    from process_apis.canonical.models import Company, InventoryLevel, Order, OrderLine, Product
+    from process_apis.canonical.views import (
+        CanonicalCompany,
+        CanonicalInventoryLevel,
+        CanonicalOrder,
+        CanonicalOrderLine,
+        CanonicalProduct,
+    )
+    from process_apis.quality import validate_batch
+
+    company = CanonicalCompany(source="crm", source_id="1", name="Acme", domain="acme.com",
+                               country="US")
+    product = CanonicalProduct(source="shop", source_id="p1", sku="SKU-1", name="Widget",
+                               price_minor=1999, currency="USD")
+    level = CanonicalInventoryLevel(source="shop", source_id="loc1:item1", sku="SKU-1",
+                                    location="loc1", available=7)
+
+    def order(qty):
+        line = CanonicalOrderLine(source="shop", source_id="l1", order_source_id="o1",
+                                  sku="SKU-1", quantity=qty, unit_price_minor=1999,
+                                  currency="USD")
+        return CanonicalOrder(source="shop", source_id="o1", number="#1001", status="paid",
+                              total_minor=1999 * qty, currency="USD", email="a@b.co",
+                              lines=(line,))
+
+    for entity, records in [("company", [company]), ("product", [product]),
+                            ("inventory_level", [level]), ("order", [order(1)])]:
+        assert not validate_batch(entity, records).failures
+        processed = pipeline.Processed(source=records[0].source, stream=entity, entity=entity,
+                                       read=1, records=records)
+        for expected in ((1, 0), (0, 0)):  # first load inserts, the second changes nothing
+            out = pipeline.load_batch(processed, mode="full", cursor=None, high_water=None,
+                                      pages=1, database_url=hub_url)
+            assert (out.inserted, out.updated) == expected
+    changed = pipeline.Processed(source="shop", stream="order", entity="order", read=1,
+                                 records=[order(3)])
+    out = pipeline.load_batch(changed, mode="full", cursor=None, high_water=None, pages=1,
+                              database_url=hub_url)
+    assert out.updated == 1
+    with session_scope(hub_url) as s:
+        for model in (Company, Product, InventoryLevel, Order, OrderLine):
+            assert s.exec(select(func.count()).select_from(model)).one() == 1
+        assert s.exec(select(OrderLine)).one().quantity == 3  # lines replaced, not added
+        assert s.exec(select(Order)).one().total_minor == 5997

@@ -77,3 +77,19 @@ def test_country_to_alpha2():
     assert rules.normalize_country(None) is None
     with pytest.raises(RuleViolation):
         rules.normalize_country("Atlantis")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("https://www.Acme.com/about", "acme.com"), ("acme.co.uk", "acme.co.uk"),
+     ("  EXAMPLE.org. ", "example.org"), ("", None), (None, None)],
+)
+def test_domain_is_a_bare_host(raw, expected):
+    assert rules.normalize_domain(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["localhost", "not a domain", "acme..com"])
+def test_bad_domain(raw):
+    with pytest.raises(RuleViolation) as info:
+        rules.normalize_domain(raw)
+    assert info.value.rule == "domain.valid"
