@@ -61,3 +61,14 @@ def stripe(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@app.command()
+def hubspot(
+    port: int = typer.Option(8421, help="Port on 127.0.0.1."),
+    token: str = typer.Option("pat-na1-sandbox-0000", help="Private-app token it accepts."),
+    records: int = typer.Option(1000, help="Contacts to seed (companies: a tenth)."),
+) -> None:
+    """HubSpot CRM v3 + OAuth sandbox (SQLite state), seeded; prints its credentials."""
+    _exec_module("sandboxes.hubspot", ["--port", str(port), "--token", token,
+                                       "--records", str(records)])

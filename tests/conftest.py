@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.vault",
     "tests.fixtures.prefect_server",
     "tests.fixtures.stripe",
+    "tests.fixtures.hubspot",
 ]
