@@ -222,6 +222,23 @@ class VaultSecrets:
         with self._cache_lock:
             self._cache[path] = (time.monotonic() + self.cache_ttl, dict(values))
 
+    def with_client(self, fn: Callable[[hvac.Client], T]) -> T:
+        """Run ``fn(client)`` with a live token; on 403 log in again (AppRole), retry once.
+
+        For other Vault engines that share this login (database credentials, ...).
+        Exceptions from ``fn`` propagate as they are: the caller translates them, and
+        must not quote Vault's error text where it may carry credentials.
+        """
+        generation = self._ensure_token()
+        try:
+            return fn(self._client)
+        except _AUTH_ERRORS:
+            if not self._role_id:
+                raise
+            log.warning("re-login after 403 (shared client)")
+            self._relogin(generation)
+        return fn(self._client)
+
     def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
         """Run one KV request with a live token; on 403 re-login (AppRole) and retry once."""
         generation = self._ensure_token()

@@ -72,3 +72,17 @@ def hubspot(
     """HubSpot CRM v3 + OAuth sandbox (SQLite state), seeded; prints its credentials."""
     _exec_module("sandboxes.hubspot", ["--port", str(port), "--token", token,
                                        "--records", str(records)])
+
+
+@app.command()
+def erp(
+    url: str = typer.Option("sqlite:///.interchange/erp.db",
+                            help="Database to create the legacy ERP schema in."),
+    records: int = typer.Option(1000, help="Customers to seed (items and stock scale with it)."),
+) -> None:
+    """Create and seed the legacy ERP database (SQLite by default; PostgreSQL by URL)."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _exec_module("sandboxes.erp", ["--url", url, "--records", str(records)])

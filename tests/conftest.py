@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.prefect_server",
     "tests.fixtures.stripe",
     "tests.fixtures.hubspot",
+    "tests.fixtures.erp",
 ]

@@ -34,3 +34,21 @@ def test_stripe_sandbox_alone_is_seeded_and_stops_on_ctrl_c():
         proc.wait(20)
     with __import__("socket").socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing left listening
+
+
+def test_erp_sandbox_creates_and_seeds_a_database(tmp_path):
+    import json
+    import sqlite3
+
+    db = tmp_path / "erp.db"
+    out = subprocess.run(
+        [sys.executable, "-m", "interchange.cli", "sandbox", "erp", "--url", f"sqlite:///{db}",
+         "--records", "30"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )
+    seeded = json.loads(out.stdout.strip().splitlines()[-1])["seeded"]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute('select count(*) from "CUST_MASTER"').fetchone()[0] == 30
+    finally:
+        conn.close()
+    assert seeded
