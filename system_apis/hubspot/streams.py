@@ -1,0 +1,622 @@
+"""HubSpot streams: paged, resumable reads of contacts and companies, and contact upserts.
+
+:func:`read_stream` is the one entry point the process layer calls. It yields
+:class:`Page` objects - a page of raw CRM v3 objects, an opaque cursor to resume right
+after that page, the page's high-water last-modified time (epoch seconds) and whether
+more follows. One request per page, so memory stays flat however large the portal is.
+
+Modes
+-----
+``full``
+    ``GET /crm/v3/objects/{type}?limit=&after=&properties=`` paging on
+    ``paging.next.after`` (``limit`` at most :data:`MAX_LIST_PAGE_SIZE`). The last page
+    has no ``paging``. Every live object is returned once.
+``incremental``
+    What changed since ``since`` (epoch seconds; the caller has already subtracted its
+    lookback window) through ``POST /crm/v3/objects/{type}/search``, filtered
+    ``<last-modified> GTE since`` and sorted ascending by it (``lastmodifieddate`` for
+    contacts, ``hs_lastmodifieddate`` for companies, as HubSpot names them; ``limit`` at
+    most :data:`MAX_SEARCH_PAGE_SIZE`). Without ``since`` (a first run) it is a full read.
+
+    HubSpot's search answers at most :data:`SEARCH_RESULT_CAP` results per query (paging
+    past it is a 400). The read is therefore *windowed*, by keyset rather than offset:
+    every request is a new query starting at the last modification time seen so far,
+    skipping the ids already returned at exactly that millisecond, so no query nears
+    the cap however many records changed. Keyset paging also means that a record
+    modified while we page - it moves to the end of the sort order - cannot shift unread
+    records into offsets already read: it is simply read again later (a duplicate,
+    removed downstream by key) and nothing is lost. When a whole page shares one
+    millisecond (ties have no stable order, so the time alone cannot page past them),
+    the rest of that millisecond is read with ``<last-modified> EQ t`` and
+    ``hs_object_id GT last id`` sorted by ``hs_object_id``, then the read carries on
+    after it.
+
+Cursors
+-------
+An opaque string (compact JSON today): the stream, the strategy, the ``since`` the read
+started with, and where to continue - ``after`` for a list; for a search the window start
+(epoch ms), the ids already returned at that millisecond and, inside a millisecond read
+by id, the last ``hs_object_id`` read. Passing it back resumes right after the page it
+came with, in this or another process; the cursor's own ``since`` wins over the argument.
+
+Writes
+------
+:func:`batch_upsert_contacts` - ``POST /crm/v3/objects/contacts/batch/upsert`` by
+``idProperty`` (e-mail by default), :data:`MAX_BATCH_INPUTS` inputs per request. Upserting
+the same contacts again changes nothing, so it is idempotent and safe to retry.
+
+Schema drift
+------------
+:func:`parse_record` turns a raw object into its model or raises
+:class:`~interchange.errors.SchemaError` naming fields and problems (never values).
+:func:`fingerprint` summarises a page's field set - the envelope *and* each
+``properties.<name>`` - with JSON types and a stable hash; :func:`diff_fields` compares
+two such field sets (added, missing, retyped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from interchange.errors import ConfigError, SchemaError
+from interchange.http import SourceClient
+from system_apis.hubspot.client import get_json, post_json
+from system_apis.hubspot.models import HubSpotCompany, HubSpotContact, HubSpotModel
+
+__all__ = [
+    "MAX_BATCH_INPUTS",
+    "MAX_LIST_PAGE_SIZE",
+    "MAX_SEARCH_PAGE_SIZE",
+    "SEARCH_RESULT_CAP",
+    "STREAMS",
+    "InvalidCursor",
+    "Mode",
+    "Page",
+    "StreamSpec",
+    "batch_upsert_contacts",
+    "diff_fields",
+    "fingerprint",
+    "parse_record",
+    "read_stream",
+]
+
+log = logging.getLogger("system_apis.hubspot.streams")
+
+Mode = Literal["full", "incremental"]
+Strategy = Literal["list", "search"]
+
+MAX_LIST_PAGE_SIZE = 100  # HubSpot's maximum ``limit`` on list endpoints
+MAX_SEARCH_PAGE_SIZE = 200  # HubSpot's maximum ``limit`` on search endpoints
+SEARCH_RESULT_CAP = 10_000  # HubSpot answers at most this many results per search query
+MAX_BATCH_INPUTS = 100  # HubSpot's maximum inputs per batch request
+_CURSOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    object_type: str
+    model: type[HubSpotModel]
+    modified_property: str
+    properties: tuple[str, ...]
+
+
+STREAMS: dict[str, StreamSpec] = {
+    "contacts": StreamSpec(
+        name="contacts",
+        object_type="contacts",
+        model=HubSpotContact,
+        modified_property="lastmodifieddate",
+        properties=(
+            "email", "firstname", "lastname", "phone", "mobilephone", "company", "jobtitle",
+            "website", "address", "city", "state", "zip", "country", "lifecyclestage",
+            "createdate", "lastmodifieddate", "hs_object_id",
+        ),
+    ),
+    "companies": StreamSpec(
+        name="companies",
+        object_type="companies",
+        model=HubSpotCompany,
+        modified_property="hs_lastmodifieddate",
+        properties=(
+            "name", "domain", "website", "phone", "industry", "numberofemployees",
+            "annualrevenue", "address", "city", "state", "zip", "country", "createdate",
+            "hs_lastmodifieddate", "hs_object_id",
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a stream.
+
+    ``records`` are raw HubSpot objects; ``cursor`` resumes right after this page
+    (``None`` only when nothing at all was listed yet); ``high_water`` is the largest
+    last-modified time in this page as epoch seconds, for the caller's watermark;
+    ``has_more`` is False on the last page.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: str | None
+    high_water: int | None
+    has_more: bool
+
+
+class InvalidCursor(ConfigError):
+    """A cursor that this reader did not issue, or issued for another stream or mode."""
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    stream: str
+    strategy: Strategy
+    since: int | None = None
+    after: str | None = None  # list: HubSpot's paging token; search: last id of a tie run
+    window_ms: int | None = None  # search: the window's lower bound (epoch ms)
+    seen: tuple[str, ...] = field(default=())  # search: ids returned at exactly window_ms
+
+    def encode(self) -> str:
+        body: dict[str, Any] = {
+            "v": _CURSOR_VERSION,
+            "stream": self.stream,
+            "strategy": self.strategy,
+            "since": self.since,
+            "after": self.after,
+        }
+        if self.strategy == "search":
+            body["window_ms"] = self.window_ms
+            body["seen"] = list(self.seen)
+        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def decode(cls, text: str) -> _Cursor:
+        try:
+            body = json.loads(text)
+            if not isinstance(body, dict) or body.get("v") != _CURSOR_VERSION:
+                raise ValueError("unknown cursor version")
+            strategy = body["strategy"]
+            if strategy not in ("list", "search"):
+                raise ValueError("unknown strategy")
+            since, after = body.get("since"), body.get("after")
+            if since is not None and type(since) is not int:
+                raise ValueError("since is not an integer")
+            if after is not None and not isinstance(after, str):
+                raise ValueError("after is not a string")
+            window, seen = body.get("window_ms"), body.get("seen") or []
+            if strategy == "search" and type(window) is not int:
+                raise ValueError("window_ms is not an integer")
+            if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
+                raise ValueError("seen is not a list of ids")
+            return cls(
+                stream=str(body["stream"]), strategy=strategy, since=since, after=after,
+                window_ms=window, seen=tuple(seen),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidCursor(f"not a HubSpot stream cursor ({exc})") from None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_stream(
+    client: SourceClient,
+    stream: str,
+    *,
+    mode: Mode = "full",
+    cursor: str | None = None,
+    since: int | None = None,
+    page_size: int = MAX_LIST_PAGE_SIZE,
+    properties: Sequence[str] | None = None,
+) -> Iterator[Page]:
+    """Yield the pages of ``stream`` (``contacts`` or ``companies``).
+
+    ``mode="full"`` lists everything; ``mode="incremental"`` searches what changed since
+    ``since`` (epoch seconds). ``cursor`` - from an earlier :class:`Page` of the same
+    stream and mode - resumes right after that page. ``page_size`` is HubSpot's ``limit``
+    (1-200; list requests use at most 100). ``properties`` replaces the stream's default
+    property list. Arguments are checked when this is called; requests start on
+    iteration.
+    """
+    spec = _spec(stream)
+    if mode not in ("full", "incremental"):
+        raise ConfigError(f"unknown read mode {mode!r} (expected 'full' or 'incremental')")
+    if not 1 <= page_size <= MAX_SEARCH_PAGE_SIZE:
+        raise ConfigError(
+            f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, got {page_size}"
+        )
+    if since is not None and type(since) is not int:
+        raise ConfigError("since must be epoch seconds as an int")
+    props = tuple(properties) if properties is not None else spec.properties
+    if spec.modified_property not in props:
+        props = (*props, spec.modified_property)
+
+    if cursor is not None:
+        state = _Cursor.decode(cursor)
+        if state.stream != spec.name:
+            raise InvalidCursor(f"cursor belongs to stream {state.stream!r}, not {spec.name!r}")
+        if mode == "full" and state.strategy != "list":
+            raise InvalidCursor("cursor comes from an incremental read, not a full one")
+    elif mode == "incremental" and since is not None:
+        state = _Cursor(stream=spec.name, strategy="search", since=since,
+                        window_ms=since * 1000)
+    else:
+        state = _Cursor(stream=spec.name, strategy="list")
+
+    if state.strategy == "search":
+        return _read_search(client, spec, state, props, page_size)
+    return _read_list(client, spec, state, props, min(page_size, MAX_LIST_PAGE_SIZE))
+
+
+def _spec(stream: str) -> StreamSpec:
+    try:
+        return STREAMS[stream]
+    except KeyError:
+        raise ConfigError(
+            f"unknown HubSpot stream {stream!r} (have: {', '.join(sorted(STREAMS))})"
+        ) from None
+
+
+def _read_list(
+    client: SourceClient,
+    spec: StreamSpec,
+    state: _Cursor,
+    props: tuple[str, ...],
+    limit: int,
+) -> Iterator[Page]:
+    path = f"/crm/v3/objects/{spec.object_type}"
+    after = state.after
+    while True:
+        body = get_json(
+            client,
+            path,
+            {"limit": limit, "after": after, "properties": ",".join(props), "archived": "false"},
+        )
+        results = _results(client, f"GET {path}", body)
+        next_after = _next_after(client, f"GET {path}", body)
+        more = next_after is not None and bool(results)
+        if more:
+            after = next_after
+        yield Page(
+            records=results,
+            cursor=_Cursor(stream=spec.name, strategy="list", after=after).encode()
+            if after is not None
+            else None,
+            high_water=_high_water(spec, results),
+            has_more=more,
+        )
+        if not more:
+            return
+
+
+def _read_search(
+    client: SourceClient,
+    spec: StreamSpec,
+    state: _Cursor,
+    props: tuple[str, ...],
+    limit: int,
+) -> Iterator[Page]:
+    path = f"/crm/v3/objects/{spec.object_type}/search"
+    window = state.window_ms if state.window_ms is not None else 0
+    seen = set(state.seen)
+    tie = state.after  # inside one millisecond: the last hs_object_id read, keyset by id
+    while True:
+        if tie is None:
+            filters = [{"propertyName": spec.modified_property, "operator": "GTE",
+                        "value": str(window)}]
+            sort = spec.modified_property
+        else:
+            filters = [
+                {"propertyName": spec.modified_property, "operator": "EQ",
+                 "value": str(window)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": tie},
+            ]
+            sort = "hs_object_id"
+        query = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": list(props),
+            "limit": limit,
+        }
+        body = post_json(client, path, query, idempotency_key=_key(spec.name, query))
+        results = _results(client, f"POST {path}", body)
+        more = _next_after(client, f"POST {path}", body) is not None and bool(results)
+
+        records: list[dict[str, Any]] = []
+        start = window
+        for record in results:
+            modified = _modified_ms(spec, record)
+            if modified is None:
+                raise SchemaError(
+                    f"{client.source} {spec.name} record {record['id']!r} has no readable "
+                    f"{spec.modified_property} or updatedAt"
+                )
+            if modified < window or (modified == window and record["id"] in seen):
+                continue  # already returned at the window's boundary
+            if modified > window:
+                window, seen = modified, set()
+            seen.add(record["id"])
+            records.append(record)
+
+        if tie is not None:
+            if more:
+                tie = results[-1]["id"]
+                if tie.isdigit():  # ids at or below the tie are never listed again
+                    seen = {i for i in seen if not i.isdigit() or int(i) > int(tie)}
+            else:
+                # This millisecond is done: go on after it with a fresh window.
+                tie, more, window, seen = None, True, window + 1, set()
+        elif more and window == start:
+            # A whole page inside one millisecond: sorting on the modification time alone
+            # cannot page past it (ties have no stable order), so read the rest of that
+            # millisecond by hs_object_id, then carry on after it.
+            tie = "0"
+        yield_page = bool(records) or not more
+        cursor = _Cursor(
+            stream=spec.name, strategy="search", since=state.since, after=tie,
+            window_ms=window, seen=tuple(sorted(seen)),
+        ).encode()
+        if yield_page:
+            yield Page(
+                records=records, cursor=cursor, high_water=_high_water(spec, records),
+                has_more=more,
+            )
+        if not more:
+            return
+
+
+def _key(stream: str, query: Mapping[str, Any]) -> str:
+    text = json.dumps(query, sort_keys=True, separators=(",", ":"))
+    return f"hubspot-{stream}-search-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _results(client: SourceClient, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise SchemaError(f"{client.source}: {what} answered no 'results' array")
+    for i, item in enumerate(results):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise SchemaError(f"{client.source}: {what}: result {i} has no string 'id'")
+    return results
+
+
+def _next_after(client: SourceClient, what: str, body: dict[str, Any]) -> str | None:
+    paging = body.get("paging")
+    if paging is None:
+        return None
+    nxt = paging.get("next") if isinstance(paging, dict) else None
+    if nxt is None:
+        return None
+    after = nxt.get("after") if isinstance(nxt, dict) else None
+    if isinstance(after, int) and not isinstance(after, bool):
+        after = str(after)
+    if not isinstance(after, str) or not after:
+        raise SchemaError(f"{client.source}: {what}: paging.next has no 'after'")
+    return after
+
+
+def _to_ms(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return int(when.timestamp() * 1000)
+
+
+def _modified_ms(spec: StreamSpec, record: Mapping[str, Any]) -> int | None:
+    props = record.get("properties")
+    value = props.get(spec.modified_property) if isinstance(props, dict) else None
+    ms = _to_ms(value)
+    return ms if ms is not None else _to_ms(record.get("updatedAt"))
+
+
+def _high_water(spec: StreamSpec, records: Iterable[Mapping[str, Any]]) -> int | None:
+    values = [m for m in (_modified_ms(spec, r) for r in records) if m is not None]
+    return max(values) // 1000 if values else None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def batch_upsert_contacts(
+    client: SourceClient,
+    contacts: Sequence[Mapping[str, Any]],
+    *,
+    id_property: str = "email",
+) -> dict[str, Any]:
+    """Create or update ``contacts`` (property dicts) keyed by ``id_property``.
+
+    Each contact must carry a non-empty ``id_property`` value. Contacts with the same key
+    (e-mails compared case-insensitively, as HubSpot does) are merged in order - later
+    values win - because HubSpot rejects a batch that names one record twice. Sent in
+    batches of :data:`MAX_BATCH_INPUTS`, each with an ``Idempotency-Key`` derived from
+    its content, so a retried batch is recognisably the same request.
+
+    Returns ``{"batches", "inputs", "created", "updated", "ids": {key: hubspot id},
+    "errors": [...]}`` - ``errors`` holds HubSpot's per-record errors of a 207 answer
+    (``status``, ``category``, ``message``, ``context``).
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for i, contact in enumerate(contacts):
+        value = contact.get(id_property) if isinstance(contact, Mapping) else None
+        if not isinstance(value, str) or not value.strip():
+            raise SchemaError(
+                f"hubspot contacts: input {i} has no {id_property!r} to upsert by"
+            )
+        key = value.strip().lower() if id_property == "email" else value
+        merged.setdefault(key, {}).update(contact)
+
+    path = "/crm/v3/objects/contacts/batch/upsert"
+    summary: dict[str, Any] = {
+        "batches": 0, "inputs": len(merged), "created": 0, "updated": 0, "ids": {},
+        "errors": [],
+    }
+    keys = list(merged)
+    for start in range(0, len(keys), MAX_BATCH_INPUTS):
+        inputs = [
+            {
+                "idProperty": id_property,
+                "id": str(merged[k][id_property]).strip(),
+                "properties": {p: _as_property(v) for p, v in merged[k].items()},
+            }
+            for k in keys[start:start + MAX_BATCH_INPUTS]
+        ]
+        body = {"inputs": inputs}
+        digest = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()[:32]
+        answer = post_json(client, path, body, idempotency_key=f"hubspot-upsert-{digest}")
+        summary["batches"] += 1
+        for result in answer.get("results") or []:
+            if not isinstance(result, dict):
+                continue
+            if result.get("new") is True:
+                summary["created"] += 1
+            else:
+                summary["updated"] += 1
+            value = (result.get("properties") or {}).get(id_property)
+            if isinstance(value, str) and isinstance(result.get("id"), str):
+                key = value.strip().lower() if id_property == "email" else value
+                summary["ids"][key] = result["id"]
+        for error in answer.get("errors") or []:
+            if isinstance(error, dict):
+                summary["errors"].append(
+                    {k: error.get(k) for k in ("status", "category", "message", "context")}
+                )
+    return summary
+
+
+def _as_property(value: Any) -> str | None:
+    """HubSpot property values travel as strings (``None`` leaves the value unset)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_record(stream: str, raw: Any) -> HubSpotModel:
+    """Validate one raw object of ``stream`` into its source-shaped model.
+
+    Raises :class:`~interchange.errors.SchemaError` naming the record id, the fields and
+    what is wrong with them - never the values. The structured list is on the
+    exception's ``problems`` attribute.
+    """
+    spec = _spec(stream)
+    if not isinstance(raw, dict):
+        raise SchemaError(f"hubspot {stream}: record is a JSON {_json_type(raw)}, not an object")
+    try:
+        return spec.model.model_validate(raw)
+    except ValidationError as exc:
+        raise _schema_error(stream, raw, spec.model, exc) from None
+
+
+def _schema_error(
+    stream: str, raw: dict[str, Any], model: type[HubSpotModel], exc: ValidationError
+) -> SchemaError:
+    problems = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=True):
+        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
+        msg = err["msg"]
+        if err["loc"]:
+            msg = f"{msg} (got {_json_type(err.get('input'))})"
+        problems.append({"field": loc, "problem": msg, "type": err["type"]})
+    record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    what = f"record {record_id!r}" if record_id else "record without an id"
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    if len(problems) > 5:
+        shown += f"; and {len(problems) - 5} more"
+    error = SchemaError(f"hubspot {stream} {what} does not fit {model.__name__}: {shown}")
+    error.stream = stream  # type: ignore[attr-defined]
+    error.record_id = record_id  # type: ignore[attr-defined]
+    error.problems = problems  # type: ignore[attr-defined]
+    return error
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def fingerprint(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The field set of ``records`` with JSON types, and its stable hash.
+
+    Top-level fields are named as they are; each property inside ``properties`` as
+    ``properties.<name>`` (that is where a portal's schema lives and drifts). A field's
+    type is the set of JSON types seen for it, ``|``-joined and sorted (``integer``
+    folds into ``number`` when both occur); ``null`` counts only when a field was never
+    anything else. Returns ``(hash, {field: type})``; the hash is the first 16 hex digits
+    of a SHA-256 over the sorted field map, equal across processes.
+    """
+    seen: dict[str, set[str]] = {}
+    for record in records:
+        for name, value in record.items():
+            seen.setdefault(str(name), set()).add(_json_type(value))
+            if name == "properties" and isinstance(value, Mapping):
+                for prop, pvalue in value.items():
+                    seen.setdefault(f"properties.{prop}", set()).add(_json_type(pvalue))
+    fields: dict[str, str] = {}
+    for name in sorted(seen):
+        types = seen[name] - {"null"} or {"null"}
+        if {"integer", "number"} <= types:
+            types.discard("integer")
+        fields[name] = "|".join(sorted(types))
+    digest = hashlib.sha256(
+        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:16]
+    return digest, fields
+
+
+def diff_fields(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """What changed between two field sets from :func:`fingerprint`.
+
+    ``{"added": {field: type}, "missing": {field: type},
+    "retyped": {field: {"old": type, "new": type}}}``. A field that was (or is) only
+    ever ``null`` is not reported as retyped: null says nothing about the type.
+    """
+    added = {k: new[k] for k in sorted(new.keys() - old.keys())}
+    missing = {k: old[k] for k in sorted(old.keys() - new.keys())}
+    retyped = {
+        k: {"old": old[k], "new": new[k]}
+        for k in sorted(old.keys() & new.keys())
+        if old[k] != new[k] and "null" not in (old[k], new[k])
+    }
+    return {"added": added, "missing": missing, "retyped": retyped}
