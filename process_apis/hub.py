@@ -354,6 +354,17 @@ def upsert_orders(session: Session, records: Sequence[Any]) -> LoadCounts:
     return counts
 
 
+def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
+    """The raw payload as JSON can store it: timestamps ISO 8601, decimals as strings."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, dt.datetime | dt.date | dt.time):
+            return value.isoformat()
+        return str(value)
+
+    return json.loads(json.dumps(raw, default=default))
+
+
 # --- quarantine -------------------------------------------------------------------
 
 
@@ -380,10 +391,12 @@ def quarantine(
         if row is None:
             session.add(QuarantineRecord(
                 entity=entity, source=source, source_id=item.source_id, stream=stream,
-                raw=item.raw, failed_rules=item.failed_rules, first_seen_at=now, last_seen_at=now,
+                raw=_jsonable(item.raw), failed_rules=item.failed_rules, first_seen_at=now,
+                last_seen_at=now,
             ))
         else:
-            row.raw, row.failed_rules, row.last_seen_at = item.raw, item.failed_rules, now
+            row.raw, row.failed_rules = _jsonable(item.raw), item.failed_rules
+            row.last_seen_at = now
             row.occurrences += 1
             row.status, row.replayed_at = QuarantineStatus.open, None
             session.add(row)

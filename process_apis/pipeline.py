@@ -17,11 +17,13 @@ from interchange.errors import DataQualityError
 from interchange.store import session_scope
 from process_apis import hub
 from process_apis.canonical.views import CanonicalCustomer
+from process_apis.mapping import erp as erp_mapping
+from process_apis.mapping import hubspot as hubspot_mapping
 from process_apis.mapping import stripe as stripe_mapping
 from process_apis.mapping.base import MapResult, Rejected
 from process_apis.quality import validate_batch
 
-MAPPERS = {"stripe": stripe_mapping}
+MAPPERS = {"stripe": stripe_mapping, "hubspot": hubspot_mapping, "erp": erp_mapping}
 
 # One hub write per source at a time within a process: a payments load that looked
 # up customers before a concurrent customers load committed would miss the link.
@@ -75,7 +77,8 @@ def process_batch(
     # One source record once per batch (the last state wins): incremental reads can
     # name the same object in two pages of one batch.
     read = len(raws)
-    raws = list({str(r.get("id")): r for r in raws}.values()) if raws else raws
+    key = getattr(MAPPERS[source], "record_key", None) or (lambda r: str(r.get("id")))
+    raws = list({key(r): r for r in raws}.values()) if raws else raws
     mapped: MapResult = MAPPERS[source].map_records(stream, raws, default_region=default_region)
     report = validate_batch(entity, mapped.records)
     out = Processed(source=source, stream=stream, entity=entity, read=read,

@@ -6,6 +6,7 @@
 * money     -> integer minor units + ISO 4217 alpha-3 currency (``pycountry``)
 * country   -> ISO 3166-1 alpha-2 (``pycountry``)
 * domain    -> bare lower-case host name ("https://www.Acme.com/" -> "acme.com")
+* legacy dates ("MM/DD/YYYY") -> aware UTC midnight; counts and prices never negative
 
 Each rule raises :class:`RuleViolation` naming the rule and the problem; the mappers
 collect these per record so one bad field quarantines the record with every reason.
@@ -142,12 +143,27 @@ def to_minor_units(amount: int | str | Decimal, currency: str, *, minor: bool = 
     return int(scaled)
 
 
+# What people type into CRM country fields that ISO 3166 does not spell that way.
+_COUNTRY_ALIASES = {
+    "U.S.": "US", "U.S.A.": "US", "USA": "US", "AMERICA": "US",
+    "UNITED STATES OF AMERICA": "US", "UK": "GB", "U.K.": "GB", "GREAT BRITAIN": "GB",
+    "BRITAIN": "GB", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB",
+    "NORTHERN IRELAND": "GB", "DEUTSCHLAND": "DE", "ALLEMAGNE": "DE", "ESPAÑA": "ES",
+    "ESPANA": "ES", "ITALIA": "IT", "NEDERLAND": "NL", "HOLLAND": "NL", "SCHWEIZ": "CH",
+    "SUISSE": "CH", "ÖSTERREICH": "AT", "OSTERREICH": "AT", "SOUTH KOREA": "KR",
+    "KOREA": "KR", "RUSSIA": "RU",
+}
+
+
 @functools.cache
 def normalize_country(raw: str | None) -> str | None:
-    """ISO 3166-1 alpha-2 from alpha-2, alpha-3 or an English name."""
+    """ISO 3166-1 alpha-2 from alpha-2, alpha-3, an English name or a common alias."""
     if raw is None or not raw.strip():
         return None
     value = raw.strip()
+    alias = _COUNTRY_ALIASES.get(value.upper())
+    if alias:
+        return alias
     country = None
     if len(value) == 2:
         country = pycountry.countries.get(alpha_2=value.upper())
@@ -177,4 +193,22 @@ def normalize_domain(raw: str | None) -> str | None:
         not all(c.isalnum() or c == "-" for c in label) for label in labels
     ):
         raise RuleViolation("domain.valid", f"{raw!r} is not a domain name")
+    return value
+
+
+def parse_legacy_date(raw: str | None, *, fmt: str = "%m/%d/%Y") -> dt.datetime | None:
+    """A legacy system's date string (``MM/DD/YYYY`` by default) as aware UTC midnight."""
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        value = dt.datetime.strptime(str(raw).strip(), fmt)
+    except ValueError as exc:
+        raise RuleViolation("date.valid", f"{raw!r} is not a date in the form {fmt}") from exc
+    return value.replace(tzinfo=dt.UTC)
+
+
+def non_negative(value: int | None, rule: str, what: str) -> int | None:
+    """``value`` unchanged, or a violation of ``rule`` when it is below zero."""
+    if value is not None and value < 0:
+        raise RuleViolation(rule, f"{what} {value} is negative")
     return value

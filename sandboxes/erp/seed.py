@@ -13,7 +13,7 @@
 several rows share a timestamp (readers must break ties by key). About 2 % of the rows
 are invalid for the canonical rules; ``expected["invalid"]`` names them per table with
 the rules they break (``email.valid``, ``phone.e164``, ``date.valid``,
-``currency.iso4217``, ``price.non_negative``, ``qty.non_negative``). Same arguments, same
+``money.currency``, ``money.non_negative``, ``quantity.non_negative``). Same arguments, same
 data set.
 """
 
@@ -35,22 +35,33 @@ WAREHOUSES = ("WH1", "WH2")
 
 _FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov"]
-_DOMAINS = ["example.com", "Example.COM", "mail.example.org", "acme.test"]
+_DOMAINS = ["example.com", "Example.COM", "mail.example.org", "acme.com"]
 _COUNTRIES = ["US", "us", "USA", "United States", "GB", "DE", "Germany", "FR", None]
 _WORDS = ["Widget", "Gadget", "Bolt", "Bracket", "Valve", "Sensor", "Cable", "Panel"]
 _CURRENCIES = ["USD", "USD", "USD", "EUR", "GBP", "usd"]
 
 
-def _phone(rng: random.Random) -> str:
-    area, mid, last = rng.randint(201, 989), rng.randint(200, 999), rng.randint(0, 9999)
+_AREAS = [212, 303, 312, 415, 617, 646, 718, 206]
+_EXCHANGES = [555, 234, 467, 789, 823, 349]
+_FOREIGN = {  # the ERP was American: foreign numbers were keyed in with dashes too
+    "GB": "+44-20-7946-{n:04d}", "DE": "+49-30-9018-{n2:02d}", "Germany": "+49-30-9018-{n2:02d}",
+    "FR": "+33-1-42-68-{n2:02d}-{n3:02d}",
+}
+
+
+def _phone(rng: random.Random, country: str | None) -> str:
+    n = rng.randint(0, 9999)
+    if country in _FOREIGN:
+        return _FOREIGN[country].format(n=n % 1000, n2=n % 100, n3=n // 100 % 100)
+    area, mid = rng.choice(_AREAS), rng.choice(_EXCHANGES)
     style = rng.randrange(4)
     if style == 0:
-        return f"{area}-555-{last:04d}"
+        return f"{area}-555-{n:04d}"
     if style == 1:
-        return f"({area}) {mid}-{last:04d}"
+        return f"({area}) {mid}-{n:04d}"
     if style == 2:
-        return f"{area}.{mid}.{last:04d}"
-    return f"1-{area}-{mid}-{last:04d}"
+        return f"{area}.{mid}.{n:04d}"
+    return f"1-{area}-{mid}-{n:04d}"
 
 
 def build_dataset(records: int, *, seed: int = 7) -> dict[str, Any]:
@@ -71,12 +82,13 @@ def build_dataset(records: int, *, seed: int = 7) -> dict[str, Any]:
         if rng.random() < 0.3:
             email = f"  {email.upper()} "
         created = datetime(2015, 1, 1) + timedelta(days=rng.randrange(3000))
+        country = rng.choice(_COUNTRIES)
         row = {
             "CUST_NO": cust_no,
             "NAME": f"{first} {last}" if rng.random() > 0.05 else f"{last.upper()}, {first}",
             "EMAIL": email if rng.random() > 0.03 else None,
-            "PHONE": _phone(rng) if rng.random() > 0.05 else None,
-            "COUNTRY": rng.choice(_COUNTRIES),
+            "PHONE": _phone(rng, country) if rng.random() > 0.05 else None,
+            "COUNTRY": country,
             "CREATED_DT": created.strftime("%m/%d/%Y"),
             "LAST_MOD": stamp(i),
         }
@@ -103,9 +115,9 @@ def build_dataset(records: int, *, seed: int = 7) -> dict[str, Any]:
         }
         if i % 50 == 7:
             if (i // 50) % 2 == 0:
-                row["CURRENCY"], rules = "XXQ", ["currency.iso4217"]
+                row["CURRENCY"], rules = "XXQ", ["money.currency"]
             else:
-                row["PRICE"], rules = Decimal("-5.00"), ["price.non_negative"]
+                row["PRICE"], rules = Decimal("-5.00"), ["money.non_negative"]
             invalid["ITEM_MASTER"][item_no] = rules
         items.append(row)
         for w, warehouse in enumerate(WAREHOUSES):
@@ -113,7 +125,7 @@ def build_dataset(records: int, *, seed: int = 7) -> dict[str, Any]:
             key = f"{item_no}/{warehouse}"
             if i % 50 == 21 and w == 0:
                 qty = -3
-                invalid["STOCK"][key] = ["qty.non_negative"]
+                invalid["STOCK"][key] = ["quantity.non_negative"]
             stock.append(
                 {
                     "ITEM_NO": item_no,

@@ -43,24 +43,41 @@ EPOCH_MS = 1_735_689_600_000
 YEAR_MS = 365 * 24 * 3600 * 1000
 
 
-def _phone(rng: random.Random) -> str:
+# How the COUNTRIES spellings map to the national phone style a person there types.
+_PHONE_COUNTRY = {
+    "US": "US", "United States": "US", "usa": "US", "U.S.": "US", "Canada": "US", "ca": "US",
+    "Germany": "DE", "DE": "DE", "deutschland": "DE",
+    "UK": "GB", "United Kingdom": "GB", "GB": "GB", "Ireland": "INTL",
+    "France": "FR", "fr": "FR", "Japan": "INTL",
+}
+
+
+def _phone(rng: random.Random, country: str | None) -> tuple[str, bool]:
+    """A phone typed the way someone in ``country`` would, or (2%) a broken one.
+
+    Returns ``(phone, valid)``. National formats only appear with a country that makes
+    them readable; without one, numbers are typed internationally.
+    """
     n = rng.randrange(10_000)
-    style = rng.randrange(8)
-    if style == 0:
-        return f"(415) 555-{n:04d}"
-    if style == 1:
-        return f"+44 20 7946 {n % 1000:04d}"
-    if style == 2:
-        return f"0049 30 9018{n % 100:02d}"
-    if style == 3:
-        return f"415.555.{n:04d}"
-    if style == 4:
-        return f"+1-212-555-{n:04d}"
-    if style == 5:
-        return f"030 {n:04d} 55"
-    if style == 6:
-        return f"+33 1 42 68 {n % 100:02d} {n // 100 % 100:02d}"
-    return f"555{n:04d} ext. {rng.randrange(10, 99)}"
+    if rng.random() < 0.02:
+        return rng.choice([f"555-{n % 100:02d}", f"+1 555 {n % 10}",
+                           "n/a"]), False
+    style = _PHONE_COUNTRY.get(country or "", "INTL")
+    pick = rng.randrange(3)
+    if style == "US":
+        return [f"(415) 555-{n:04d}", f"415.555.{n:04d}", f"+1-212-555-{n:04d}"][pick], True
+    if style == "GB":
+        return [f"+44 20 7946 {n % 1000:04d}", f"020 7946 {n % 1000:04d}",
+                f"+44 (0)20 7946 {n % 1000:04d}"][pick], True
+    if style == "DE":
+        return [f"0049 30 9018{n % 100:02d}", f"030 9018{n % 100:02d}",
+                f"+49 30 9018{n % 100:02d}"][pick], True
+    if style == "FR":
+        return [f"+33 1 42 68 {n % 100:02d} {n // 100 % 100:02d}",
+                f"01 42 68 {n % 100:02d} {n // 100 % 100:02d}",
+                f"0033 1 42 68 {n % 100:02d} {n // 100 % 100:02d}"][pick], True
+    return [f"+1-212-555-{n:04d}", f"+44 20 7946 {n % 1000:04d}",
+            f"+33 1 42 68 {n % 100:02d} {n // 100 % 100:02d}"][pick], True
 
 
 def _email(rng: random.Random, first: str, last: str, i: int) -> tuple[str, bool]:
@@ -116,7 +133,7 @@ def generate(records: int, *, seed: int = 42) -> Dataset:
         created = EPOCH_MS + rng.randrange(YEAR_MS // 2)
         data.companies.append((props, created, created + rng.randrange(YEAR_MS // 2)))
 
-    invalid = missing_phone = missing_lifecycle = missing_company = 0
+    invalid = invalid_phones = missing_phone = missing_lifecycle = missing_company = 0
     for i in range(records):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email, valid = _email(rng, first, last, i)
@@ -124,16 +141,18 @@ def generate(records: int, *, seed: int = 42) -> Dataset:
         props = {"email": email, "lastname": last}
         if rng.random() > 0.03:
             props["firstname"] = first if rng.random() > 0.1 else first.lower()
+        country = rng.choice(COUNTRIES) if rng.random() > 0.1 else None
         if rng.random() > 0.1:
-            props["phone"] = _phone(rng)
+            props["phone"], phone_ok = _phone(rng, country)
+            invalid_phones += not phone_ok
         else:
             missing_phone += 1
         if company_names and rng.random() > 0.15:
             props["company"] = rng.choice(company_names)
         else:
             missing_company += 1
-        if rng.random() > 0.1:
-            props["country"] = rng.choice(COUNTRIES)
+        if country is not None:
+            props["country"] = country
         if rng.random() > 0.05:
             props["lifecyclestage"] = rng.choice(LIFECYCLE)
         else:
@@ -145,6 +164,7 @@ def generate(records: int, *, seed: int = 42) -> Dataset:
         "contacts": records,
         "companies": n_companies,
         "invalid_emails": invalid,
+        "invalid_phones": invalid_phones,
         "missing_phone": missing_phone,
         "missing_lifecyclestage": missing_lifecycle,
         "missing_company": missing_company,
