@@ -75,6 +75,18 @@ def hubspot(
 
 
 @app.command()
+def shopify(
+    port: int = typer.Option(8422, help="Port on 127.0.0.1."),
+    token: str = typer.Option("shpat_interchange_sandbox",
+                              help="Admin API access token it accepts."),
+    records: int = typer.Option(1000, help="Customers to seed (orders, products, stock scale)."),
+) -> None:
+    """Shopify Admin REST sandbox (leaky bucket, Link paging), seeded."""
+    _exec_module("sandboxes.shopify", ["--port", str(port), "--token", token,
+                                       "--records", str(records)])
+
+
+@app.command()
 def erp(
     url: str = typer.Option("sqlite:///.interchange/erp.db",
                             help="Database to create the legacy ERP schema in."),

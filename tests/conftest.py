@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.stripe",
     "tests.fixtures.hubspot",
     "tests.fixtures.erp",
+    "tests.fixtures.shopify",
 ]
