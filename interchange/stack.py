@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hvac
@@ -42,6 +43,10 @@ console = Console(highlight=False, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_VAULT_PATH = "interchange/sources/stripe"
+HUBSPOT_VAULT_PATH = "interchange/sources/hubspot"
+SHOPIFY_VAULT_PATH = "interchange/sources/shopify"
+# The deployments whose first run `make up` waits for, in the order they are shown.
+FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-erp/sync-erp"]
 
 
 class StackSettings(BaseSettings):
@@ -54,7 +59,9 @@ class StackSettings(BaseSettings):
     api_port: int = 8000
     vault_port: int = 8200
     stripe_port: int = 8420
-    alerts_port: int = 8425  # 8421/8422 are the HubSpot and Shopify sandboxes
+    hubspot_port: int = 8421
+    shopify_port: int = 8422
+    alerts_port: int = 8425
     demo_customers: int = Field(300, ge=1)
     alert_slow_seconds: int = Field(600, ge=10)
     worker_poll_seconds: int = Field(2, ge=1)
@@ -145,6 +152,8 @@ def check_ports(settings: StackSettings) -> None:
             ("Prefect", "PREFECT", settings.prefect_port), ("API", "API", settings.api_port),
             ("OpenBao", "VAULT", settings.vault_port),
             ("localstripe", "STRIPE", settings.stripe_port),
+            ("HubSpot sandbox", "HUBSPOT", settings.hubspot_port),
+            ("Shopify sandbox", "SHOPIFY", settings.shopify_port),
             ("alert receiver", "ALERTS", settings.alerts_port),
         ]
         if not _port_free(port)
@@ -215,7 +224,14 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
     base_env["INTERCHANGE_DATABASE_URL"] = f"sqlite:///{hub_db}"
     base_env["INTERCHANGE_SOURCES_FILE"] = str(ROOT / "sources.yaml")
     stripe_url = f"http://127.0.0.1:{settings.stripe_port}"
+    hubspot_url = f"http://127.0.0.1:{settings.hubspot_port}"
+    shopify_url = f"http://127.0.0.1:{settings.shopify_port}"
+    erp_db = home / "erp.db"
+    erp_db.unlink(missing_ok=True)
     base_env["INTERCHANGE_STRIPE_URL"] = stripe_url
+    base_env["INTERCHANGE_HUBSPOT_URL"] = hubspot_url
+    base_env["INTERCHANGE_SHOPIFY_URL"] = shopify_url
+    base_env["INTERCHANGE_ERP_URL"] = f"sqlite:///{erp_db}"
     py = sys.executable
     try:
         # 1. Vault: a fresh dev server; the sandbox key exists only there.
@@ -227,7 +243,13 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         stack.adopt("openbao", proc, stack.log_path("openbao"))
         vaultdev.wait_ready(vault_addr, proc=proc)
         stripe_key = "sk_test_" + pysecrets.token_hex(16)
-        vaultdev.seed(vault_addr, root_token, {STRIPE_VAULT_PATH: {"api_key": stripe_key}})
+        hubspot_token = "pat-na1-" + pysecrets.token_hex(16)
+        shopify_token = "shpat_" + pysecrets.token_hex(16)
+        vaultdev.seed(vault_addr, root_token, {
+            STRIPE_VAULT_PATH: {"api_key": stripe_key},
+            HUBSPOT_VAULT_PATH: {"access_token": hubspot_token},
+            SHOPIFY_VAULT_PATH: {"access_token": shopify_token},
+        })
         role_id, secret_id = vaultdev.setup_approle(
             vault_addr, root_token, read_paths=["interchange/*"]
         )
@@ -252,6 +274,28 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         _run([py, "-m", "sandboxes.stripe_seed", "--url", stripe_url,
                        "--customers", str(settings.demo_customers)],
                       seed_env, "seeding localstripe")
+
+        # 2b. The HubSpot and Shopify sandboxes (each accepts only its token from
+        # Vault, passed through the environment, never the command line) and the ERP.
+        n = str(settings.demo_customers)
+        _step(f"HubSpot sandbox on :{settings.hubspot_port}, Shopify sandbox on "
+              f":{settings.shopify_port}, ERP database, {n} customers each")
+        (home / "hubspot.sqlite3").unlink(missing_ok=True)
+        m = stack.spawn("hubspot", [py, "-c", _RUN_SANDBOX, "sandboxes.hubspot",
+                                    "--port", str(settings.hubspot_port), "--records", n,
+                                    "--db", str(home / "hubspot.sqlite3")],
+                        {**base_env, "SANDBOX_TOKEN": hubspot_token})
+        _wait_http(f"{hubspot_url}/crm/v3/objects/contacts?limit=1", proc=m.proc,
+                   what="HubSpot sandbox", log=m.log,
+                   headers={"Authorization": f"Bearer {hubspot_token}"})
+        m = stack.spawn("shopify", [py, "-c", _RUN_SANDBOX, "sandboxes.shopify",
+                                    "--port", str(settings.shopify_port), "--records", n],
+                        {**base_env, "SANDBOX_TOKEN": shopify_token})
+        _wait_http(f"{shopify_url}/admin/api/2025-01/customers.json?limit=1", proc=m.proc,
+                   what="Shopify sandbox", log=m.log,
+                   headers={"X-Shopify-Access-Token": shopify_token})
+        _run([py, "-m", "sandboxes.erp", "--url", f"sqlite:///{erp_db}", "--records", n],
+             base_env, "seeding the ERP database")
 
         # 3. The alert receiver prints every alert into this terminal.
         _step(f"alert receiver on :{settings.alerts_port}")
@@ -296,9 +340,11 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
                    what="experience API", log=m.log)
 
         # 7. The first sync, through the Prefect server and the worker.
-        _step("first sync: sync-stripe (full) through the Prefect server")
-        run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds)], pf_env,
-                   "the first sync", timeout=settings.sync_timeout_seconds + 60)
+        _step("first sync: " + ", ".join(d.split("/")[0] for d in FIRST_SYNCS)
+              + " (full) through the Prefect server")
+        run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds),
+                    *FIRST_SYNCS], pf_env, "the first sync",
+                   timeout=settings.sync_timeout_seconds + 60)
         facts = json.loads(run.strip().splitlines()[-1])
         key = json.loads(_run([py, "-m", "interchange.cli", "keys", "create", "--name",
                                f"demo-{int(time.time())}", "--scopes",
@@ -307,7 +353,8 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         facts.update(
             api_key=key["key"], api_url=f"http://127.0.0.1:{settings.api_port}",
             prefect_url=f"http://127.0.0.1:{settings.prefect_port}",
-            vault_url=vault_addr, stripe_url=stripe_url,
+            vault_url=vault_addr, stripe_url=stripe_url, hubspot_url=hubspot_url,
+            shopify_url=shopify_url,
             alerts_url=f"http://127.0.0.1:{settings.alerts_port}",
             **hub_counts(hub_db),
         )
@@ -317,47 +364,79 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
         raise
 
 
-# Runs in a child process with the stack's Prefect env: waits for the flow run.
+# Runs in a child process with the stack's Prefect env: starts every first sync at
+# once (the worker runs them side by side) and waits for all of them.
 _RUN_FIRST_SYNC = """
-import json, sys
+import json, sys, time
+from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-run = run_deployment("sync-stripe/sync-stripe", parameters={"params": {"mode": "full"}},
-                     timeout=int(sys.argv[1]), tags=["first-sync"])
-print(json.dumps({"flow_run_id": str(run.id), "flow_run_name": run.name,
-                  "state": run.state.type.value if run.state else "UNKNOWN"}))
+timeout, names = int(sys.argv[1]), sys.argv[2:]
+runs = {n: run_deployment(n, parameters={"params": {"mode": "full"}}, timeout=0,
+                          tags=["first-sync"]) for n in names}
+deadline = time.monotonic() + timeout
+with get_client(sync_client=True) as client:
+    while True:
+        states = {n: client.read_flow_run(r.id).state for n, r in runs.items()}
+        if all(s and s.is_final() for s in states.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+print(json.dumps({"runs": {n.split("/")[0]: {"name": runs[n].name,
+                  "state": states[n].type.value if states[n] else "UNKNOWN"} for n in names}}))
+"""
+
+# Starts a sandbox module with the token from $SANDBOX_TOKEN, so the credential is
+# not visible in the process list.
+_RUN_SANDBOX = """
+import os, runpy, sys
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:], "--token", os.environ.pop("SANDBOX_TOKEN")]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def hub_counts(db: Path) -> dict[str, int]:
+def hub_counts(db: Path) -> dict[str, Any]:
     """Counts straight from the hub database (this module knows no layer's models)."""
     conn = sqlite3.connect(db)
     try:
-        count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        def count(sql: str) -> int:
+            return conn.execute(sql).fetchone()[0]
+
         return {
             "customers": count("select count(*) from customers"),
+            "customers_by_source": dict(conn.execute(
+                "select source, count(*) from customers group by source order by source")),
+            "companies": count("select count(*) from companies"),
             "payments": count("select count(*) from payments where kind = 'payment'"),
             "refunds": count("select count(*) from payments where kind = 'refund'"),
+            "products": count("select count(*) from products"),
+            "stock_levels": count("select count(*) from inventory_levels"),
             "quarantined": count("select count(*) from quarantine where status = 'open'"),
         }
     finally:
         conn.close()
 
 
-def print_summary(facts: dict[str, str]) -> None:
-    ok = facts["state"] == "COMPLETED"
+def print_summary(facts: dict[str, Any]) -> None:
+    states = {name: run["state"] for name, run in facts["runs"].items()}
+    ok = all(state == "COMPLETED" for state in states.values())
     colour = "green" if ok else "red"
     console.print()
-    console.print(f"[bold {colour}]First sync {facts['state'].lower()}[/]: "
-                  f"{facts['customers']} customers, {facts['payments']} payments, "
-                  f"{facts['refunds']} refunds synced; {facts['quarantined']} records "
+    console.print(f"[bold {colour}]First sync " + ("completed" if ok else "did not complete")
+                  + "[/]: " + ", ".join(f"{n} {s.lower()}" for n, s in states.items()))
+    by_source = ", ".join(f"{k} {v}" for k, v in facts["customers_by_source"].items())
+    console.print(f"  hub: {facts['customers']} customers ({by_source}), "
+                  f"{facts['companies']} companies, {facts['payments']} payments, "
+                  f"{facts['refunds']} refunds, {facts['products']} products, "
+                  f"{facts['stock_levels']} stock levels; {facts['quarantined']} records "
                   "quarantined with their reasons.")
     console.print()
-    console.print(f"  Prefect UI      {facts['prefect_url']}  "
-                  f"(flow run {facts['flow_run_name']})")
-    console.print(f"  API docs        {facts['api_url']}/docs")
-    console.print(f"  OpenBao         {facts['vault_url']}")
-    console.print(f"  localstripe     {facts['stripe_url']}")
-    console.print(f"  alert receiver  {facts['alerts_url']} (alerts print here)")
+    console.print(f"  Prefect UI       {facts['prefect_url']}")
+    console.print(f"  API docs         {facts['api_url']}/docs")
+    console.print(f"  OpenBao          {facts['vault_url']}")
+    console.print(f"  localstripe      {facts['stripe_url']}")
+    console.print(f"  HubSpot sandbox  {facts['hubspot_url']}")
+    console.print(f"  Shopify sandbox  {facts['shopify_url']}")
+    console.print(f"  alert receiver   {facts['alerts_url']} (alerts print here)")
     console.print()
     console.print("  Demo API key (shown once):")
     console.print(f"    curl -s -H 'X-API-Key: {facts['api_key']}' "
@@ -400,7 +479,8 @@ def main(*, demo: bool = False) -> int:
     try:
         print_summary(facts)
         if demo:
-            ok = facts["state"] == "COMPLETED" and check_api(facts)
+            ok = all(r["state"] == "COMPLETED" for r in facts["runs"].values())
+            ok = ok and check_api(facts)
             return 0 if ok else 1
         console.print("Running. Press Ctrl-C to stop everything.")
         while True:

@@ -21,6 +21,7 @@ import httpx
 from tests.fixtures.common import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+PORTS = ("prefect", "api", "vault", "stripe", "hubspot", "shopify", "alerts")
 
 
 def stack_env(tmp_path: Path, **ports: int) -> dict[str, str]:
@@ -30,7 +31,7 @@ def stack_env(tmp_path: Path, **ports: int) -> dict[str, str]:
         "INTERCHANGE_DEMO_CUSTOMERS": "40",
         "INTERCHANGE_ALERT_SLOW_SECONDS": "600",
     })
-    for name in ("prefect", "api", "vault", "stripe", "alerts"):
+    for name in PORTS:
         env[f"INTERCHANGE_{name.upper()}_PORT"] = str(ports.get(name) or free_port())
     return env
 
@@ -58,10 +59,15 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
                 break
         output = "".join(lines)
         assert "Press Ctrl-C" in output, output
-        assert re.search(r"First sync completed: \d+ customers", output), output
-        synced = int(re.search(r"completed: (\d+) customers", output).group(1))
+        assert re.search(r"First sync completed: sync-stripe completed, sync-crm completed, "
+                         r"sync-erp completed", output), output
+        by_source = re.search(r"customers \((.*?)\)", output).group(1)
+        counts = dict(part.rsplit(" ", 1) for part in by_source.split(", "))
+        assert set(counts) == {"erp", "hubspot", "stripe"}
+        # 40 seeded per source; the few invalid ones are quarantined, not dropped.
+        assert all(30 <= int(v) <= 40 for v in counts.values()), counts
         quarantined = int(re.search(r"; (\d+) records quarantined", output).group(1))
-        assert synced + quarantined == 40 and quarantined > 0
+        assert quarantined > 0
 
         # The printed curl works as printed.
         curl = re.search(r"curl -s -H '(X-API-Key: [^']+)' '([^']+)'", output)
@@ -82,7 +88,7 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
     leaks = [str(p) for p in (tmp_path / "state").rglob("*")
              if p.is_file() and re.search(rb"sk_(test|live)_[A-Za-z0-9]{16,}", p.read_bytes())]
     assert leaks == []
-    for name in ("prefect", "api", "vault", "stripe", "alerts"):
+    for name in PORTS:
         assert port_is_free(int(env[f"INTERCHANGE_{name.upper()}_PORT"])), name
 
 
@@ -91,7 +97,7 @@ def check_deployments_and_alerts(api: str) -> None:
     from interchange.alerts import automation_names
 
     deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-    assert {"sync-stripe", "replay-quarantine"} <= set(deployments)
+    assert {"sync-stripe", "sync-crm", "sync-erp", "replay-quarantine"} <= set(deployments)
     sync = deployments["sync-stripe"]
     schema = sync["parameter_openapi_schema"]
     params = schema["definitions"]["SyncStripeParams"]["properties"]
