@@ -325,6 +325,12 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
                       "INTERCHANGE_ALERT_URL": f"http://127.0.0.1:{settings.alerts_port}/",
                       "INTERCHANGE_ALERT_SLOW_SECONDS": str(settings.alert_slow_seconds)}
         _run([prefect, "--no-prompt", "deploy", "--all"], deploy_env, "prefect deploy --all")
+        # The Prefect database outlives the stack, so runs scheduled while it was down
+        # (and runs a killed stack left behind) would all start now and queue behind
+        # each deployment's concurrency limit: drop them before the worker starts.
+        dropped = _run([py, "-c", _DROP_STALE_RUNS], pf_env, "dropping stale runs").strip()
+        if dropped and dropped != "0":
+            _step(f"dropped {dropped} runs left over from an earlier start")
         worker_env = {**pf_env, **vault_env,
                       "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_poll_seconds)}
         stack.spawn("worker", [prefect, "worker", "start", "--pool", "interchange",
@@ -382,6 +388,30 @@ with get_client(sync_client=True) as client:
         time.sleep(1)
 print(json.dumps({"runs": {n.split("/")[0]: {"name": runs[n].name,
                   "state": states[n].type.value if states[n] else "UNKNOWN"} for n in names}}))
+"""
+
+_DROP_STALE_RUNS = """
+import datetime as dt
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterState,
+    FlowRunFilterStateType)
+from prefect.client.schemas.objects import StateType
+now = dt.datetime.now(dt.timezone.utc)
+stale = FlowRunFilter(
+    state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING])),
+    expected_start_time=FlowRunFilterExpectedStartTime(before_=now))
+n = 0
+with get_client(sync_client=True) as client:
+    while True:
+        runs = client.read_flow_runs(flow_run_filter=stale, limit=200)
+        if not runs:
+            break
+        for run in runs:
+            client.delete_flow_run(run.id)
+            n += 1
+print(n)
 """
 
 # Starts a sandbox module with the token from $SANDBOX_TOKEN, so the credential is
