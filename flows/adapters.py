@@ -18,6 +18,8 @@ from system_apis.erp import streams as erp_streams
 from system_apis.erp.client import erp_engine
 from system_apis.hubspot import streams as hubspot_streams
 from system_apis.hubspot.client import hubspot_client
+from system_apis.shopify import streams as shopify_streams
+from system_apis.shopify.client import shopify_client
 from system_apis.stripe import streams as stripe_streams
 from system_apis.stripe.client import stripe_client
 
@@ -76,6 +78,13 @@ ADAPTERS: dict[str, SourceAdapter] = {
         open_client=hubspot_client,
         read_stream=hubspot_streams.read_stream,
         fingerprint=hubspot_streams.fingerprint,
+    ),
+    "shopify": SourceAdapter(
+        source="shopify",
+        streams=("customers", "products", "orders", "inventory_levels"),
+        open_client=shopify_client,
+        read_stream=shopify_streams.read_stream,
+        fingerprint=shopify_streams.fingerprint,
     ),
     "erp": SourceAdapter(
         source="erp",

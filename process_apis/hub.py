@@ -231,7 +231,7 @@ def _link_refunds(session: Session, source: str, charge_source_ids: Sequence[str
 
 
 def link_orphans(session: Session, source: str) -> int:
-    """Attach every payment whose customer (or refunded charge) is in the hub by now.
+    """Attach every payment and order whose customer (or refunded charge) is in the hub.
 
     A sweep at the end of a sync, so that no ordering of concurrent stream loads can
     leave a link unmade.
@@ -248,16 +248,19 @@ def link_orphans(session: Session, source: str) -> int:
                payments.c.related_source_id.is_not(None))
         .values(customer_source_id=inherit)
     )
-    customer_id = sa.select(customers.c.id).where(
-        customers.c.source == source, customers.c.source_id == payments.c.customer_source_id
-    ).scalar_subquery()
-    result = session.execute(
-        sa.update(payments)
-        .where(payments.c.source == source, payments.c.customer_id.is_(None),
-               payments.c.customer_source_id.is_not(None), sa.exists(customer_id))
-        .values(customer_id=customer_id)
-    )
-    return result.rowcount or 0
+    linked = 0
+    for table in (payments, Order.__table__):
+        customer_id = sa.select(customers.c.id).where(
+            customers.c.source == source, customers.c.source_id == table.c.customer_source_id
+        ).scalar_subquery()
+        result = session.execute(
+            sa.update(table)
+            .where(table.c.source == source, table.c.customer_id.is_(None),
+                   table.c.customer_source_id.is_not(None), sa.exists(customer_id))
+            .values(customer_id=customer_id)
+        )
+        linked += result.rowcount or 0
+    return linked
 
 
 def upsert_simple(

@@ -19,11 +19,13 @@ from process_apis import hub
 from process_apis.canonical.views import CanonicalCustomer
 from process_apis.mapping import erp as erp_mapping
 from process_apis.mapping import hubspot as hubspot_mapping
+from process_apis.mapping import shopify as shopify_mapping
 from process_apis.mapping import stripe as stripe_mapping
 from process_apis.mapping.base import MapResult, Rejected
 from process_apis.quality import validate_batch
 
-MAPPERS = {"stripe": stripe_mapping, "hubspot": hubspot_mapping, "erp": erp_mapping}
+MAPPERS = {"stripe": stripe_mapping, "hubspot": hubspot_mapping, "erp": erp_mapping,
+           "shopify": shopify_mapping}
 
 # One hub write per source at a time within a process: a payments load that looked
 # up customers before a concurrent customers load committed would miss the link.
