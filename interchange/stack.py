@@ -46,7 +46,8 @@ STRIPE_VAULT_PATH = "interchange/sources/stripe"
 HUBSPOT_VAULT_PATH = "interchange/sources/hubspot"
 SHOPIFY_VAULT_PATH = "interchange/sources/shopify"
 # The deployments whose first run `make up` waits for, in the order they are shown.
-FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-erp/sync-erp"]
+FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-commerce/sync-commerce",
+               "sync-erp/sync-erp"]
 
 
 class StackSettings(BaseSettings):
@@ -439,6 +440,7 @@ def hub_counts(db: Path) -> dict[str, Any]:
             "payments": count("select count(*) from payments where kind = 'payment'"),
             "refunds": count("select count(*) from payments where kind = 'refund'"),
             "products": count("select count(*) from products"),
+            "orders": count("select count(*) from orders"),
             "stock_levels": count("select count(*) from inventory_levels"),
             "quarantined": count("select count(*) from quarantine where status = 'open'"),
         }
@@ -456,7 +458,8 @@ def print_summary(facts: dict[str, Any]) -> None:
     by_source = ", ".join(f"{k} {v}" for k, v in facts["customers_by_source"].items())
     console.print(f"  hub: {facts['customers']} customers ({by_source}), "
                   f"{facts['companies']} companies, {facts['payments']} payments, "
-                  f"{facts['refunds']} refunds, {facts['products']} products, "
+                  f"{facts['refunds']} refunds, {facts['orders']} orders, "
+                  f"{facts['products']} products, "
                   f"{facts['stock_levels']} stock levels; {facts['quarantined']} records "
                   "quarantined with their reasons.")
     console.print()

@@ -60,10 +60,10 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
         output = "".join(lines)
         assert "Press Ctrl-C" in output, output
         assert re.search(r"First sync completed: sync-stripe completed, sync-crm completed, "
-                         r"sync-erp completed", output), output
+                         r"sync-commerce completed, sync-erp completed", output), output
         by_source = re.search(r"customers \((.*?)\)", output).group(1)
         counts = dict(part.rsplit(" ", 1) for part in by_source.split(", "))
-        assert set(counts) == {"erp", "hubspot", "stripe"}
+        assert set(counts) == {"erp", "hubspot", "shopify", "stripe"}
         # 40 seeded per source; the few invalid ones are quarantined, not dropped.
         assert all(30 <= int(v) <= 40 for v in counts.values()), counts
         quarantined = int(re.search(r"; (\d+) records quarantined", output).group(1))
@@ -97,7 +97,8 @@ def check_deployments_and_alerts(api: str) -> None:
     from interchange.alerts import automation_names
 
     deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-    assert {"sync-stripe", "sync-crm", "sync-erp", "replay-quarantine"} <= set(deployments)
+    assert {"sync-stripe", "sync-crm", "sync-commerce", "sync-erp",
+            "replay-quarantine"} <= set(deployments)
     sync = deployments["sync-stripe"]
     schema = sync["parameter_openapi_schema"]
     params = schema["definitions"]["SyncStripeParams"]["properties"]
