@@ -1,4 +1,4 @@
-"""Alerting as code: a notification block and two Prefect automations.
+"""Alerting as code: a notification block and three Prefect automations.
 
 Interchange alerts on flow runs through Prefect's own automations (they work in the
 open-source server), so nothing here runs at flow time. This module owns creating
@@ -21,7 +21,7 @@ them, idempotently, on the server that ``PREFECT_API_URL`` points at:
     a mail relay, or create a core ``SendgridEmail`` block by hand and pass its id
     to :func:`ensure_automations`. Asking for ``email`` raises ``ConfigError``.
 
-* two **automations** (:func:`ensure_automations`), replaced in place by name:
+* three **automations** (:func:`ensure_automations`), replaced in place by name:
 
   - ``<prefix>: failed runs`` — reactive: any ``prefect.flow-run.Failed``,
     ``.Crashed`` or ``.TimedOut`` event notifies, once per flow run;
@@ -29,7 +29,10 @@ them, idempotently, on the server that ``PREFECT_API_URL`` points at:
     a final state (Completed, Failed, Crashed, Cancelled, TimedOut) within
     ``slow_after_seconds``; if none arrives, notify (once per flow run). Prefect
     evaluates proactive triggers every 5 s and refuses windows under 10 s, so an
-    alert arrives roughly 0–10 s after the threshold.
+    alert arrives roughly 0–10 s after the threshold;
+  - ``<prefix>: schema drift`` — reactive: an ``interchange.schema.drift`` event
+    (emitted by a sync when a source stream's field set changes) notifies with the
+    source, stream and the added / missing / retyped fields.
 
 The notification text is a Jinja template rendered by the *server* when the
 automation fires (``flow``, ``flow_run``, ``event`` and ``automation`` are in
@@ -201,9 +204,37 @@ def ensure_notification_block(
 # --- the automations ---
 
 
-def automation_names(name_prefix: str = "interchange") -> tuple[str, str]:
-    """The names of the (failed, slow) automations for ``name_prefix``."""
-    return f"{name_prefix}: failed runs", f"{name_prefix}: slow runs"
+def automation_names(name_prefix: str = "interchange") -> tuple[str, str, str]:
+    """The names of the (failed, slow, drift) automations for ``name_prefix``."""
+    return (f"{name_prefix}: failed runs", f"{name_prefix}: slow runs",
+            f"{name_prefix}: schema drift")
+
+
+DRIFT_EVENT = "interchange.schema.drift"
+
+
+def _drift_body(json_body: bool) -> str:
+    """What a schema-drift alert says: which source stream and which fields moved."""
+    payload = "event.payload"
+    if json_body:
+        fields = {
+            "resource": "event.resource.id",
+            "source": f"{payload}.source",
+            "stream": f"{payload}.stream",
+            "added": f"({payload}.added or [])",
+            "missing": f"({payload}.missing or [])",
+            "retyped": f"({payload}.retyped or [])",
+            "automation": "automation.name",
+            "occurred": "(event.occurred.isoformat() if event.occurred else none)",
+        }
+        parts = ['"alert": "drift"'] + [f'"{k}": {{{{ {v}|tojson }}}}' for k, v in fields.items()]
+        return "{" + ", ".join(parts) + "}"
+    return (
+        f"Schema drift in {{{{ {payload}.source }}}}/{{{{ {payload}.stream }}}}\n"
+        f"Added: {{{{ ({payload}.added or [])|join(', ') }}}}\n"
+        f"Missing: {{{{ ({payload}.missing or [])|join(', ') }}}}\n"
+        f"Retyped: {{{{ ({payload}.retyped or [])|join(', ') }}}}"
+    )
 
 
 def _validate_slow(slow_after_seconds: int) -> int:
@@ -227,11 +258,11 @@ def build_automations(
     match_tags: list[str] | None = None,
     json_body: bool = True,
 ):
-    """The two ``AutomationCore`` definitions (failed, slow), without touching a server."""
+    """The ``AutomationCore`` definitions (failed, slow, drift), without touching a server."""
     from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
 
     slow = _validate_slow(slow_after_seconds)
-    failed_name, slow_name = automation_names(name_prefix)
+    failed_name, slow_name, drift_name = automation_names(name_prefix)
     match = {"prefect.resource.id": "prefect.flow-run.*"}
     match_related: dict[str, str | list[str]] = {}
     if match_tags:
@@ -281,7 +312,27 @@ def build_automations(
         ),
         actions=[action("slow")],
     )
-    return [failed, slow_automation]
+    drift = AutomationCore(
+        name=drift_name,
+        description="Notify when a source's field set changes (new, missing or retyped "
+        "fields), as reported by a sync's interchange.schema.drift event.",
+        enabled=True,
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "interchange.source.*"},
+            expect={DRIFT_EVENT},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[SendNotification(
+            block_document_id=block_id,
+            subject="Interchange: schema drift in {{ event.payload.source }}/"
+                    "{{ event.payload.stream }}",
+            body=_drift_body(json_body),
+        )],
+    )
+    return [failed, slow_automation, drift]
 
 
 def ensure_automations(
@@ -291,7 +342,7 @@ def ensure_automations(
     name_prefix: str = "interchange",
     match_tags: list[str] | None = None,
 ) -> list[UUID]:
-    """Create or replace the failed-runs and slow-runs automations; return their ids.
+    """Create or replace the failed-runs, slow-runs and schema-drift automations; return ids.
 
     Idempotent by name: an existing automation with the same name is updated in
     place (its id is kept) and duplicates are deleted, so calling this on every

@@ -187,7 +187,7 @@ def test_ensure_automations_is_idempotent(prefect_server, receiver: AlertReceive
     try:
         assert first == second
         found = _automations_named(*automation_names(prefix))
-        assert len(found) == 2
+        assert len(found) == 3
         slow = next(a for a in found if a.name.endswith("slow runs"))
         assert slow.trigger.within.total_seconds() == 45  # replaced, not duplicated
     finally:
@@ -226,7 +226,7 @@ def test_module_entry_point_applies_settings(prefect_server, receiver: AlertRece
     assert done.returncode == 0, done.stderr
     found = _automations_named(*automation_names(prefix))
     try:
-        assert len(found) == 2
+        assert len(found) == 3
         assert {str(a.id) for a in found} <= set(done.stdout.split())
     finally:
         _delete_automations([a.id for a in found])
@@ -241,3 +241,28 @@ def test_module_entry_point_applies_settings(prefect_server, receiver: AlertRece
     )
     assert done.returncode == 2
     assert "INTERCHANGE_ALERT_URL" in done.stderr
+
+
+def test_schema_drift_event_sends_a_drift_alert(
+    receiver: AlertReceiver, alert_automations: list[uuid.UUID]
+) -> None:
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    stream = f"stream-{uuid.uuid4().hex[:6]}"
+    emit_event(
+        event="interchange.schema.drift",
+        resource={"prefect.resource.id": f"interchange.source.testsrc.{stream}"},
+        payload={"source": "testsrc", "stream": stream, "added": ["fax"],
+                 "missing": ["email"], "retyped": []},
+    )
+    EventsWorker.drain_all(timeout=10)
+
+    def drift_alerts():
+        return [a for a in receiver.snapshot()
+                if a.get("alert") == "drift" and a.get("stream") == stream]
+
+    wait_until(drift_alerts, timeout=20, interval=0.1)
+    (alert,) = drift_alerts()
+    assert (alert["source"], alert["added"], alert["missing"]) == ("testsrc", ["fax"], ["email"])
+    assert alert["automation"] == automation_names(PREFIX)[2]
