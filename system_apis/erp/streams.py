@@ -46,7 +46,6 @@ column added by the ERP team appears in the records and in :func:`fingerprint`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -59,6 +58,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from pydantic import ValidationError
 
+from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from system_apis.erp.client import translate_db_error
 from system_apis.erp.models import ErpCustomer, ErpItem, ErpModel, ErpStock
@@ -361,37 +361,10 @@ def _type_name(value: Any) -> str:
 
 
 def fingerprint(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str]]:
-    """The column set of ``records`` with value types, and its stable hash.
-
-    A column's type is the set of types seen for it (``string``, ``integer``,
-    ``decimal``, ``number``, ``datetime``, ``date``, ``boolean``, ``binary``),
-    ``|``-joined and sorted; ``null`` counts only when a column was never anything else.
-    Returns ``(hash, {column: type})``; the hash is the first 16 hex digits of a SHA-256
-    over the sorted map, equal across processes and on SQLite and PostgreSQL.
-    """
-    seen: dict[str, set[str]] = {}
-    for record in records:
-        for name, value in record.items():
-            seen.setdefault(str(name), set()).add(_type_name(value))
-    fields = {name: "|".join(sorted(seen[name] - {"null"} or {"null"})) for name in sorted(seen)}
-    digest = hashlib.sha256(
-        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()[:16]
-    return digest, fields
+    """The column set of ``records`` with value types (``string``, ``integer``,
+    ``decimal``, ``number``, ``datetime``, ``date``, ``boolean``, ``binary``) and its
+    stable hash, equal on SQLite and PostgreSQL (see :mod:`interchange.drift`)."""
+    return drift.fingerprint(records, type_name=_type_name, fold_numbers=False)
 
 
-def diff_fields(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """What changed between two column sets from :func:`fingerprint`.
-
-    ``{"added": {column: type}, "missing": {column: type},
-    "retyped": {column: {"old": type, "new": type}}}``; a column that was (or is) only
-    ever ``null`` is not reported as retyped.
-    """
-    added = {k: new[k] for k in sorted(new.keys() - old.keys())}
-    missing = {k: old[k] for k in sorted(old.keys() - new.keys())}
-    retyped = {
-        k: {"old": old[k], "new": new[k]}
-        for k in sorted(old.keys() & new.keys())
-        if old[k] != new[k] and "null" not in (old[k], new[k])
-    }
-    return {"added": added, "missing": missing, "retyped": retyped}
+diff_fields = drift.diff_fields

@@ -66,6 +66,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
 from system_apis.hubspot.client import get_json, post_json
@@ -558,65 +559,20 @@ def _schema_error(
 # --------------------------------------------------------------------------- drift
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+_json_type = drift.json_type
+diff_fields = drift.diff_fields
+
+
+def _properties(name: str, value: Any) -> Iterable[tuple[str, Any]]:
+    if name == "properties" and isinstance(value, Mapping):
+        return ((f"properties.{prop}", v) for prop, v in value.items())
+    return ()
 
 
 def fingerprint(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str]]:
-    """The field set of ``records`` with JSON types, and its stable hash.
-
-    Top-level fields are named as they are; each property inside ``properties`` as
-    ``properties.<name>`` (that is where a portal's schema lives and drifts). A field's
-    type is the set of JSON types seen for it, ``|``-joined and sorted (``integer``
-    folds into ``number`` when both occur); ``null`` counts only when a field was never
-    anything else. Returns ``(hash, {field: type})``; the hash is the first 16 hex digits
-    of a SHA-256 over the sorted field map, equal across processes.
-    """
-    seen: dict[str, set[str]] = {}
-    for record in records:
-        for name, value in record.items():
-            seen.setdefault(str(name), set()).add(_json_type(value))
-            if name == "properties" and isinstance(value, Mapping):
-                for prop, pvalue in value.items():
-                    seen.setdefault(f"properties.{prop}", set()).add(_json_type(pvalue))
-    fields: dict[str, str] = {}
-    for name in sorted(seen):
-        types = seen[name] - {"null"} or {"null"}
-        if {"integer", "number"} <= types:
-            types.discard("integer")
-        fields[name] = "|".join(sorted(types))
-    digest = hashlib.sha256(
-        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()[:16]
-    return digest, fields
+    """The field set of ``records`` with JSON types, and its stable hash (see
+    :mod:`interchange.drift`). Each property inside ``properties`` counts as
+    ``properties.<name>``: that is where a portal's schema lives and drifts."""
+    return drift.fingerprint(records, expand=_properties)
 
 
-def diff_fields(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """What changed between two field sets from :func:`fingerprint`.
-
-    ``{"added": {field: type}, "missing": {field: type},
-    "retyped": {field: {"old": type, "new": type}}}``. A field that was (or is) only
-    ever ``null`` is not reported as retyped: null says nothing about the type.
-    """
-    added = {k: new[k] for k in sorted(new.keys() - old.keys())}
-    missing = {k: old[k] for k in sorted(old.keys() - new.keys())}
-    retyped = {
-        k: {"old": old[k], "new": new[k]}
-        for k in sorted(old.keys() & new.keys())
-        if old[k] != new[k] and "null" not in (old[k], new[k])
-    }
-    return {"added": added, "missing": missing, "retyped": retyped}

@@ -60,6 +60,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from pydantic import ValidationError
 
+from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
 from system_apis.shopify.models import (
@@ -458,56 +459,13 @@ def parse_record(stream: str, raw: Any) -> ShopifyModel:
         raise error from None
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+_json_type = drift.json_type
+diff_fields = drift.diff_fields
 
 
 def fingerprint(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str]]:
-    """The top-level field set of ``records`` with JSON types, and its stable hash.
-
-    A field's type is the set of JSON types seen, ``|``-joined and sorted (``integer``
-    folds into ``number`` when both occur; ``null`` counts only when a field was never
-    anything else). Returns ``(16 hex digits of SHA-256, {field: type})``.
-    """
-    seen: dict[str, set[str]] = {}
-    for record in records:
-        for name, value in record.items():
-            seen.setdefault(str(name), set()).add(_json_type(value))
-    fields: dict[str, str] = {}
-    for name in sorted(seen):
-        types = seen[name] - {"null"} or {"null"}
-        if {"integer", "number"} <= types:
-            types.discard("integer")
-        fields[name] = "|".join(sorted(types))
-    digest = hashlib.sha256(
-        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()[:16]
-    return digest, fields
+    """The top-level field set of ``records`` with JSON types, and its stable hash
+    (see :mod:`interchange.drift`)."""
+    return drift.fingerprint(records)
 
 
-def diff_fields(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``{"added": {f: t}, "missing": {f: t}, "retyped": {f: {"old", "new"}}}`` between
-    two :func:`fingerprint` field sets (a field only ever null is never "retyped")."""
-    return {
-        "added": {k: new[k] for k in sorted(new.keys() - old.keys())},
-        "missing": {k: old[k] for k in sorted(old.keys() - new.keys())},
-        "retyped": {
-            k: {"old": old[k], "new": new[k]}
-            for k in sorted(old.keys() & new.keys())
-            if old[k] != new[k] and "null" not in (old[k], new[k])
-        },
-    }
