@@ -60,6 +60,7 @@ from pydantic import ValidationError
 
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
+from interchange.records import schema_error
 from system_apis.erp.client import translate_db_error
 from system_apis.erp.models import ErpCustomer, ErpItem, ErpModel, ErpStock
 
@@ -315,49 +316,26 @@ def parse_record(stream: str, raw: Any) -> ErpModel:
     try:
         return spec.model.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False, include_context=False, include_input=True):
-            loc = ".".join(str(p) for p in err["loc"]) or "(record)"
-            msg = err["msg"]
-            if err["loc"]:
-                msg = f"{msg} (got {_type_name(err.get('input'))})"
-            problems.append({"field": loc, "problem": msg, "type": err["type"]})
         key = [raw.get(k) for k in spec.key]
         record_id = "/".join(str(k) for k in key) if all(isinstance(k, str) for k in key) else None
-        what = f"record {record_id!r}" if record_id else "record without a key"
-        shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-        if len(problems) > 5:
-            shown += f"; and {len(problems) - 5} more"
-        error = SchemaError(f"erp {stream} {what} does not fit {spec.model.__name__}: {shown}")
-        error.stream = stream  # type: ignore[attr-defined]
-        error.record_id = record_id  # type: ignore[attr-defined]
-        error.problems = problems  # type: ignore[attr-defined]
-        raise error from None
+        raise schema_error("erp", stream, record_id, spec.model.__name__, exc,
+                           type_name=_type_name) from None
 
 
 # --------------------------------------------------------------------------- drift
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
+    """Database value types; plain JSON-like values are named as :mod:`interchange.drift` does."""
     if isinstance(value, Decimal):
         return "decimal"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
     if isinstance(value, datetime):
         return "datetime"
     if isinstance(value, date):
         return "date"
     if isinstance(value, bytes | bytearray | memoryview):
         return "binary"
-    return type(value).__name__
+    return drift.json_type(value)
 
 
 def fingerprint(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str]]:

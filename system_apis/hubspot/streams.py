@@ -69,6 +69,7 @@ from pydantic import ValidationError
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
+from interchange.records import schema_error
 from system_apis.hubspot.client import get_json, post_json
 from system_apis.hubspot.models import HubSpotCompany, HubSpotContact, HubSpotModel
 
@@ -537,23 +538,8 @@ def parse_record(stream: str, raw: Any) -> HubSpotModel:
 def _schema_error(
     stream: str, raw: dict[str, Any], model: type[HubSpotModel], exc: ValidationError
 ) -> SchemaError:
-    problems = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=True):
-        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
-        msg = err["msg"]
-        if err["loc"]:
-            msg = f"{msg} (got {_json_type(err.get('input'))})"
-        problems.append({"field": loc, "problem": msg, "type": err["type"]})
     record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    what = f"record {record_id!r}" if record_id else "record without an id"
-    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    if len(problems) > 5:
-        shown += f"; and {len(problems) - 5} more"
-    error = SchemaError(f"hubspot {stream} {what} does not fit {model.__name__}: {shown}")
-    error.stream = stream  # type: ignore[attr-defined]
-    error.record_id = record_id  # type: ignore[attr-defined]
-    error.problems = problems  # type: ignore[attr-defined]
-    return error
+    return schema_error("hubspot", stream, record_id, model.__name__, exc)
 
 
 # --------------------------------------------------------------------------- drift

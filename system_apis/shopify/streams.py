@@ -63,6 +63,7 @@ from pydantic import ValidationError
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
+from interchange.records import schema_error
 from system_apis.shopify.models import (
     ShopifyCustomer,
     ShopifyInventoryLevel,
@@ -439,24 +440,8 @@ def parse_record(stream: str, raw: Any) -> ShopifyModel:
     try:
         return spec.model.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False, include_context=False, include_input=True):
-            loc = ".".join(str(p) for p in err["loc"]) or "(record)"
-            msg = err["msg"]
-            if err["loc"]:
-                msg = f"{msg} (got {_json_type(err.get('input'))})"
-            problems.append({"field": loc, "problem": msg, "type": err["type"]})
-        key = record_key(stream, raw)
-        shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-        if len(problems) > 5:
-            shown += f"; and {len(problems) - 5} more"
-        error = SchemaError(
-            f"shopify {stream} record {key!r} does not fit {spec.model.__name__}: {shown}"
-        )
-        error.stream = stream  # type: ignore[attr-defined]
-        error.record_id = key  # type: ignore[attr-defined]
-        error.problems = problems  # type: ignore[attr-defined]
-        raise error from None
+        raise schema_error("shopify", stream, str(record_key(stream, raw)),
+                           spec.model.__name__, exc) from None
 
 
 _json_type = drift.json_type
