@@ -87,6 +87,26 @@ def load_sources(path: Path | None = None) -> dict[str, SourceConfig]:
     """
     path = Path(path or get_settings().sources_file)
     try:
+        stat = path.stat()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"sources file not found: {path}") from exc
+    # Every extract task asks for its source's config: parse the file once per
+    # version of it (an edited file is read again), not once per batch.
+    return dict(_parse_sources(str(path.resolve()), stat.st_mtime_ns, stat.st_size,
+                               _env_fingerprint()))
+
+
+def _env_fingerprint() -> tuple[tuple[str, str], ...]:
+    """The environment the ``${VAR}`` expansion saw: part of the cache key."""
+    return tuple(sorted(os.environ.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_sources(
+    path_str: str, _mtime: int, _size: int, _env: tuple[tuple[str, str], ...]
+) -> dict[str, SourceConfig]:
+    path = Path(path_str)
+    try:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"sources file not found: {path}") from exc
