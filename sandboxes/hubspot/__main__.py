@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
             records=args.records, seed=args.seed, knobs=json.loads(args.config),
         )  # fmt: skip
         print(f"HubSpot sandbox on http://{args.host}:{args.port} ({args.records} contacts)")
-        print(f"  private-app token : {args.token}")
+        # A token handed in (make up passes one that lives in Vault) is not echoed
+        # into logs; the well-known defaults are, for development by hand.
+        shown = args.token if args.token == DEFAULT_TOKEN else f"{args.token[:8]}... (as given)"
+        print(f"  private-app token : {shown}")
         print(f"  OAuth client id   : {args.client_id}")
         print(f"  OAuth secret      : {args.client_secret}")
         print(f"  OAuth refresh     : {args.refresh_token} (rotates on every refresh)")
