@@ -10,32 +10,21 @@ from sqlmodel import func, select
 
 from flows.sync_commerce import SyncCommerceParams, sync_commerce
 from interchange import vaultdev
-from interchange.secrets import reset_secrets
-from interchange.settings import reset_settings
-from interchange.store import dispose_engines, session_scope
+from interchange.store import session_scope
 from process_apis.canonical.models import Customer, InventoryLevel, Order, OrderLine, Product
 from process_apis.canonical.models import QuarantineRecord as Q
 from sandboxes.shopify.seed import expected_counts, generate
+from tests.fixtures.databases import count_rows
 
 STREAMS = ("customers", "products", "orders", "inventory_levels")
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch, prefect_server):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    monkeypatch.setenv("INTERCHANGE_DATABASE_URL", url)
-    monkeypatch.setenv("INTERCHANGE_SOURCES_FILE", str(tmp_path / "sources.yaml"))
-    reset_settings()
-    reset_secrets()
-    yield url
-    reset_settings()
-    reset_secrets()
-    dispose_engines()
+def hub(sync_hub):
+    return sync_hub
 
 
-def count(url, model, *where):
-    with session_scope(url) as s:
-        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+count = count_rows
 
 
 def quarantined(url):

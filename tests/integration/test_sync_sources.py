@@ -6,34 +6,23 @@ import secrets
 from collections import Counter
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import select
 
 from flows.sync_crm import SyncCrmParams, sync_crm
 from flows.sync_erp import SyncErpParams, sync_erp
 from interchange import vaultdev
-from interchange.secrets import reset_secrets
-from interchange.settings import reset_settings
-from interchange.store import dispose_engines, session_scope
+from interchange.store import session_scope
 from process_apis.canonical.models import Company, Customer, InventoryLevel, Product
 from process_apis.canonical.models import QuarantineRecord as Q
+from tests.fixtures.databases import count_rows
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch, prefect_server):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    monkeypatch.setenv("INTERCHANGE_DATABASE_URL", url)
-    monkeypatch.setenv("INTERCHANGE_SOURCES_FILE", str(tmp_path / "sources.yaml"))
-    reset_settings()
-    reset_secrets()
-    yield url
-    reset_settings()
-    reset_secrets()
-    dispose_engines()
+def hub(sync_hub):
+    return sync_hub
 
 
-def count(url, model, *where):
-    with session_scope(url) as s:
-        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+count = count_rows
 
 
 def rules_of(url, source):
