@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from interchange.procs import stop_process_group
 
 __all__ = [
     "ServerStartError",
@@ -203,22 +204,7 @@ def wait_ready(
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> int | None:
     """Terminate the server's process group (SIGTERM, then SIGKILL) and wait."""
-    if proc.poll() is not None:
-        return proc.returncode
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return proc.wait()
-    for sig, wait_for in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            return proc.wait(timeout=wait_for)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.wait(timeout=5)
+    return stop_process_group(proc, timeout=timeout)
 
 
 def client_env(api_url: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ import json
 import os
 import secrets as pysecrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -38,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from interchange import prefect_server, vaultdev
+from interchange.procs import stop_process_group
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -120,20 +120,7 @@ class Stack:
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 15) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)
+    stop_process_group(proc, timeout=timeout)
 
 
 def _port_free(port: int) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import hvac
 import requests
+
+from interchange.procs import stop_process_group
 
 __all__ = [
     "DevServerError",
@@ -87,20 +88,7 @@ def start_dev_server(*, port: int, root_token: str, log_path: Path) -> subproces
 
 def stop_dev_server(proc: subprocess.Popen, *, timeout: float = 10.0) -> None:
     """Terminate the server's process group; kill it if it does not exit in ``timeout``."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=timeout)
+    stop_process_group(proc, timeout=timeout)
 
 
 def wait_ready(addr: str, timeout: float = 30, *, proc: subprocess.Popen | None = None) -> None:
