@@ -33,6 +33,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from interchange.auth import VaultHeaderAuth
 from interchange.errors import (
     ConfigError,
     SecretsError,
@@ -121,19 +122,13 @@ class _Borrowed(httpx.BaseTransport):
         pass  # the owner (the API client) closes it
 
 
-class HubSpotPrivateAppAuth(_Redactor, httpx.Auth):
-    """``Authorization: Bearer <private app token>``, read from Vault at request time."""
-
-    requires_request_body = False
-    requires_response_body = False
+class HubSpotPrivateAppAuth(_Redactor, VaultHeaderAuth):
+    """``Authorization: Bearer <private app token>``, read from Vault at request time
+    (a 401 re-reads Vault once: the token may have been rotated)."""
 
     def __init__(self, *, secrets: SecretsStore, vault_path: str, key: str = ACCESS_TOKEN_FIELD):
-        self._secrets = secrets
-        self.vault_path = vault_path
-        self.key = key
-        self._lock = threading.Lock()
+        super().__init__(secrets=secrets, vault_path=vault_path, key=key, source="hubspot")
         self._last: SecretStr | None = None
-        self.rotations = 0  # 401s cured by a token re-read from Vault (a count, no value)
 
     def __repr__(self) -> str:
         return f"HubSpotPrivateAppAuth(vault_path={self.vault_path!r}, key={self.key!r})"
@@ -144,37 +139,9 @@ class HubSpotPrivateAppAuth(_Redactor, httpx.Auth):
         return [_plain(self._last)]
 
     def _current(self) -> SecretStr:
-        token = self._secrets.get(self.vault_path, self.key)
+        token = super()._current()
         self._last = token
         return token
-
-    def _reread(self, rejected: SecretStr) -> SecretStr:
-        # Under a lock so concurrent 401s re-read Vault once.
-        with self._lock:
-            current = self._current()
-            if current.get_secret_value() == rejected.get_secret_value():
-                self._secrets.invalidate(self.vault_path)
-                current = self._current()
-            return current
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._current()
-        request.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        fresh = self._reread(token)
-        if fresh.get_secret_value() == token.get_secret_value():
-            log.warning(
-                "hubspot answered 401 for %s %s and Vault %s holds the same token; not retrying",
-                request.method, request.url.path, self.vault_path,
-            )
-            return
-        log.info("hubspot answered 401; retrying once with the token re-read from Vault %s",
-                 self.vault_path)
-        self.rotations += 1
-        request.headers["Authorization"] = f"Bearer {fresh.get_secret_value()}"
-        yield request
 
 
 class HubSpotOAuth(_Redactor, httpx.Auth):

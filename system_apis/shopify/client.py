@@ -26,12 +26,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Generator
-from typing import Protocol
+from collections.abc import Callable
 
 import httpx
-from pydantic import SecretStr
 
+from interchange.auth import SecretsReader, VaultHeaderAuth
 from interchange.http import RetryPolicy, SourceClient, build_client
 from interchange.settings import SourceConfig
 
@@ -56,61 +55,20 @@ _VERSION_RE = re.compile(r"^\d{4}-(01|04|07|10)$|^unstable$")
 _CALL_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
-class SecretsReader(Protocol):
-    """What the auth needs from :class:`interchange.secrets.VaultSecrets`."""
-
-    def get(self, path: str, key: str) -> SecretStr: ...
-
-    def invalidate(self, path: str | None = None) -> None: ...
-
-
-class ShopifyTokenAuth(httpx.Auth):
-    """``X-Shopify-Access-Token: <token>``, the token read from Vault at request time."""
-
-    requires_request_body = False
-    requires_response_body = False
+class ShopifyTokenAuth(VaultHeaderAuth):
+    """``X-Shopify-Access-Token: <token>``, the token read from Vault at request time
+    (a 401 re-reads Vault once: the token may have been rotated)."""
 
     def __init__(
         self, *, secrets: SecretsReader, vault_path: str, key: str = ACCESS_TOKEN_FIELD
     ) -> None:
-        self._secrets = secrets
-        self.vault_path = vault_path
-        self.key = key
-        self._lock = threading.Lock()
-        self.rotations = 0  # 401s cured by a re-read token (a count, never a value)
+        super().__init__(secrets=secrets, vault_path=vault_path, key=key, header=TOKEN_HEADER,
+                         prefix="", source="shopify")  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ShopifyTokenAuth(vault_path={self.vault_path!r}, key={self.key!r})"
 
     __str__ = __repr__
-
-    def _current(self) -> SecretStr:
-        return self._secrets.get(self.vault_path, self.key)
-
-    def _refresh(self, rejected: SecretStr) -> SecretStr:
-        with self._lock:  # concurrent 401s re-read Vault once
-            current = self._current()
-            if current.get_secret_value() == rejected.get_secret_value():
-                self._secrets.invalidate(self.vault_path)
-                current = self._current()
-            return current
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._current()
-        request.headers[TOKEN_HEADER] = token.get_secret_value()
-        response = yield request
-        if response.status_code != 401:
-            return
-        fresh = self._refresh(token)
-        if fresh.get_secret_value() == token.get_secret_value():
-            log.warning(
-                "shopify answered 401 for %s %s and Vault %s holds the same token",
-                request.method, request.url.path, self.vault_path,
-            )  # fmt: skip
-            return
-        self.rotations += 1
-        request.headers[TOKEN_HEADER] = fresh.get_secret_value()
-        yield request
 
 
 class CallLimitTransport(httpx.BaseTransport):
