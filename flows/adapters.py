@@ -13,11 +13,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from interchange.settings import SourceConfig
+from interchange.errors import ConfigError
+from interchange.settings import SourceConfig, get_source
 from system_apis.erp import streams as erp_streams
 from system_apis.erp.client import erp_engine
 from system_apis.hubspot import streams as hubspot_streams
 from system_apis.hubspot.client import hubspot_client
+from system_apis.rest import streams as rest_streams
+from system_apis.rest.client import rest_client
+from system_apis.rest.spec import rest_spec
 from system_apis.shopify import streams as shopify_streams
 from system_apis.shopify.client import shopify_client
 from system_apis.stripe import streams as stripe_streams
@@ -97,3 +101,30 @@ ADAPTERS: dict[str, SourceAdapter] = {
         stats=lambda engine: {},
     ),
 }
+
+
+def _read_rest(client: Any, stream: str, **kwargs: Any) -> Iterator[Any]:
+    return rest_streams.read_stream(client, client.spec, stream, **kwargs)
+
+
+def rest_adapter(config: SourceConfig) -> SourceAdapter:
+    """The adapter of a declarative ``kind: rest`` source (streams from its description)."""
+    return SourceAdapter(
+        source=config.name,
+        streams=tuple(rest_spec(config).streams),
+        open_client=rest_client,
+        read_stream=_read_rest,
+        fingerprint=rest_streams.fingerprint,
+    )
+
+
+def adapter_for(source: str) -> SourceAdapter:
+    """A built-in source's adapter, or one built from a ``kind: rest`` description."""
+    adapter = ADAPTERS.get(source)
+    if adapter is not None:
+        return adapter
+    config = get_source(source)
+    if config.kind == "rest":
+        return rest_adapter(config)
+    raise ConfigError(f"source {source!r} has no system API: give it kind: rest and a "
+                      "description, or write one under system_apis/")

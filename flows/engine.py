@@ -13,6 +13,7 @@ its result.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,8 +51,9 @@ class SyncParamsBase(BaseModel):
         "on the first run); full: re-read every object.",
     )
     page_size: int | None = Field(
-        None, ge=1, le=100,
-        description="Objects per page (default: page_size in sources.yaml).",
+        None, ge=1, le=250,
+        description="Objects per page (default: page_size in sources.yaml); the source's "
+        "own maximum applies (Stripe and HubSpot 100, Shopify 250).",
     )
     restart: bool = Field(
         False,
@@ -101,9 +103,9 @@ def extract_batch(
     source: str, stream: str, mode: str, cursor: str | None, since: int | None,
     page_size: int, max_pages: int,
 ) -> Extracted:
-    from flows.adapters import ADAPTERS
+    from flows.adapters import adapter_for
 
-    adapter = ADAPTERS[source]
+    adapter = adapter_for(source)
     config = get_source(source)
     out = Extracted(cursor=cursor)
     with adapter.open_client(config) as client:
@@ -342,7 +344,8 @@ def _artifact(source: str, summary: dict[str, Any]) -> None:
         for name, s in summary.items() if isinstance(s, dict)
     ]
     create_markdown_artifact(
-        key=f"sync-{source}-summary",
+        # Artifact keys take lowercase letters, digits and dashes only.
+        key=re.sub(r"[^a-z0-9-]+", "-", f"sync-{source}-summary".lower()),
         markdown="\n".join([
             f"# {source} sync",
             "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -61,9 +61,16 @@ class SourceConfig(BaseModel):
     backoff_base_seconds: float = Field(0.5, ge=0)
     backoff_max_seconds: float = Field(30.0, ge=0)
     retry_after_cap_seconds: float = Field(60.0, ge=0)
-    page_size: int = Field(100, ge=1, le=100)
+    # Each system API checks this against its source's maximum (HubSpot 100, Shopify 250).
+    page_size: int = Field(100, ge=1, le=1000)
     lookback_seconds: int = Field(300, ge=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # A declarative REST source (``kind: rest``) is described here instead of in code;
+    # system_apis.rest.spec validates these (this module imports no layer).
+    kind: Literal["rest"] | None = None
+    auth: dict[str, Any] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    streams: dict[str, Any] = Field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)

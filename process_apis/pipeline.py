@@ -13,12 +13,14 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from interchange.errors import DataQualityError
+from interchange.errors import ConfigError, DataQualityError
+from interchange.settings import get_source
 from interchange.store import session_scope
 from process_apis import hub
 from process_apis.canonical.views import CanonicalCustomer
 from process_apis.mapping import erp as erp_mapping
 from process_apis.mapping import hubspot as hubspot_mapping
+from process_apis.mapping import rest as rest_mapping
 from process_apis.mapping import shopify as shopify_mapping
 from process_apis.mapping import stripe as stripe_mapping
 from process_apis.mapping.base import MapResult, Rejected
@@ -64,9 +66,24 @@ class BatchOutcome:
         return asdict(self)
 
 
+def mapper_for(source: str) -> Any:
+    """The source's mapping: its module, or, for a declarative ``kind: rest`` source, the
+    mapping its sources.yaml entry describes."""
+    module = MAPPERS.get(source)
+    if module is not None:
+        return module
+    try:
+        config = get_source(source)
+    except ConfigError as exc:
+        raise ValueError(f"no mapping for source {source!r}: {exc}") from exc
+    if config.kind == "rest":
+        return rest_mapping.for_source(config)
+    raise ValueError(f"no mapping for source {source!r}")
+
+
 def entity_of(source: str, stream: str) -> str:
     try:
-        return MAPPERS[source].ENTITY_OF_STREAM[stream]
+        return mapper_for(source).ENTITY_OF_STREAM[stream]
     except KeyError as exc:
         raise ValueError(f"no mapping for {source}/{stream}") from exc
 
@@ -79,9 +96,12 @@ def process_batch(
     # One source record once per batch (the last state wins): incremental reads can
     # name the same object in two pages of one batch.
     read = len(raws)
-    key = getattr(MAPPERS[source], "record_key", None) or (lambda r: str(r.get("id")))
+    mapper = mapper_for(source)
+    key_for = getattr(mapper, "key_for", None)
+    key = (key_for(stream) if key_for else getattr(mapper, "record_key", None)) or (
+        lambda r: str(r.get("id")))
     raws = list({key(r): r for r in raws}.values()) if raws else raws
-    mapped: MapResult = MAPPERS[source].map_records(stream, raws, default_region=default_region)
+    mapped: MapResult = mapper.map_records(stream, raws, default_region=default_region)
     report = validate_batch(entity, mapped.records)
     out = Processed(source=source, stream=stream, entity=entity, read=read,
                     rejected=list(mapped.rejected))

@@ -77,7 +77,9 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
         for name in ("Prefect UI", "API docs"):
             link = re.search(rf"{name}\s+(http://\S+)", output).group(1)
             assert httpx.get(link, timeout=10).status_code == 200
-        check_deployments_and_alerts(f"http://127.0.0.1:{env['INTERCHANGE_PREFECT_PORT']}/api")
+        api = f"http://127.0.0.1:{env['INTERCHANGE_PREFECT_PORT']}/api"
+        check_deployments_and_alerts(api)
+        check_declarative_source_runs(api)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         rest, _ = proc.communicate(timeout=60)
@@ -99,19 +101,38 @@ def check_deployments_and_alerts(api: str) -> None:
     from interchange.alerts import automation_names
 
     deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-    assert {"sync-stripe", "sync-crm", "sync-commerce", "sync-erp",
+    assert {"sync-stripe", "sync-crm", "sync-commerce", "sync-erp", "sync-rest",
             "replay-quarantine"} <= set(deployments)
     sync = deployments["sync-stripe"]
     schema = sync["parameter_openapi_schema"]
     params = schema["definitions"]["SyncStripeParams"]["properties"]
     assert "incremental" in params["mode"]["description"]
     assert set(schema["definitions"]["SyncMode"]["enum"]) == {"incremental", "full"}
-    assert '"maximum": 100' in json.dumps(params["page_size"])  # bounds reach the form
+    assert '"maximum": 250' in json.dumps(params["page_size"])  # bounds reach the form
     slugs = {s["slug"]: s for s in sync["schedules"]}
     assert slugs["incremental-every-15-min"]["schedule"]["interval"] == 900
     assert slugs["nightly-full"]["parameters"] == {"params": {"mode": "full"}}
     names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
     assert set(automation_names("interchange")) <= names
+
+
+def check_declarative_source_runs(api: str) -> None:
+    """The shipped YAML-only example, run as an analyst would: the sync-rest deployment
+    with the form's defaults, picked up by the stack's worker."""
+    deployment = next(d for d in httpx.post(f"{api}/deployments/filter", json={}).json()
+                      if d["name"] == "sync-rest")
+    assert deployment["schedules"] == []  # on demand
+    form = deployment["parameter_openapi_schema"]["definitions"]["SyncRestParams"]
+    assert form["properties"]["source"]["default"] == "storefront"
+    run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
+                     json={"parameters": {"params": {"mode": "full"}}}).json()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]
+        if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(0.5)
+    assert state["type"] == "COMPLETED", state
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
