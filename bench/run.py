@@ -1,8 +1,10 @@
-"""``make bench``: the Stripe pipeline against a raw baseline, in the same run.
+"""``make bench``: the Stripe pipeline and the sources' system APIs against raw baselines.
 
-For each size N (default 5,000 customers, and 4N) a fresh localstripe is seeded with
-the demo data set (customers with 1-3 payments each, ~10% refunded). Then, each in
-its own process so peak memory is its own:
+Each benchmark compares with its baseline measured in the same run.
+
+**Stripe pipeline.** For each size N (default 5,000 customers, and 4N) a fresh
+localstripe is seeded with the demo data set (customers with 1-3 payments each, ~10%
+refunded). Then, each in its own process so peak memory is its own:
 
 * **baseline** - plain httpx paging of customers, charges and refunds
   (``limit``/``starting_after``) and bulk inserts of the raw JSON into SQLite; no
@@ -11,9 +13,24 @@ its own process so peak memory is its own:
   Vault, rate limiter, retries, mapping rules, Great Expectations per batch,
   quarantine, idempotent upserts, checkpoints, artifacts.
 
-It prints records/s for both, their ratio and peak RSS, and writes
-``bench/results.json`` (one entry per benchmark; the ratio under ``ratio``).
 Targets: ratio >= 0.7 at N = 5,000; peak memory flat from N to 4N.
+
+**Sources** (:mod:`bench.sources`): records per second read through the system API of
+HubSpot (contacts), Shopify (customers + orders) and the ERP (its three tables, on a
+SQLite file and, when it answers, PostgreSQL) against a raw baseline (plain httpx /
+DB-API cursor) on the same sandbox, at 50,000 records (``--records``), each side in its
+own process, best of two alternating rounds (``--rounds``). Sandbox limits and the
+system APIs' outbound rate limits are set out of the way (see :mod:`bench.sources`).
+Target: system API records/s / baseline records/s >= 0.8 for each.
+
+It prints records/s for both sides, their ratio and peak RSS, and writes
+``bench/results.json`` (one entry per benchmark; the ratio under ``ratio``). A full
+run rewrites the file; a run with ``--only`` (or ``--single``) updates the entries it
+measured and keeps the others (Stripe entries are written only when both sizes ran).
+Exit status 1 when a target of what ran was missed.
+
+``python -m bench.run [--only stripe,hubspot,shopify,erp] [--n 5000] [--single]
+[--records 50000] [--rounds 2]``
 """
 
 from __future__ import annotations
@@ -29,8 +46,27 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import sources as bench_sources
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
+BENCHMARKS = ("stripe", *bench_sources.SOURCES)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown benchmark(s) {unknown}; choose from {','.join(BENCHMARKS)}")
+    return names
 
 
 def _peak_mb() -> float:
@@ -102,96 +138,89 @@ def _run_worker(args: list[str], env: dict[str, str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(sizes: list[int]) -> int:
+def _bench_stripe(sizes: list[int], work: Path, procs: list[subprocess.Popen],
+                  vault_addr: str, root_token: str) -> list[dict]:
+    """The Stripe pipeline at each size, then the memory growth from the first to the last."""
     from interchange import prefect_server, vaultdev
     from tests.fixtures.common import free_port, wait_until
 
-    work = Path(tempfile.mkdtemp(prefix="interchange-bench-"))
-    procs: list[subprocess.Popen] = []
     key = "sk_test_" + secrets.token_hex(12)
-    root_token = secrets.token_urlsafe(16)
-    results = []
-    try:
-        vault_port = free_port()
-        vault = vaultdev.start_dev_server(port=vault_port, root_token=root_token,
-                                          log_path=work / "openbao.log")
-        procs.append(vault)
-        vault_addr = f"http://127.0.0.1:{vault_port}"
-        vaultdev.wait_ready(vault_addr, proc=vault)
-        vaultdev.seed(vault_addr, root_token, {"interchange/sources/stripe": {"api_key": key}})
+    results: list[dict] = []
+    vaultdev.seed(vault_addr, root_token, {"interchange/sources/stripe": {"api_key": key}})
 
-        pf_port = free_port()
-        pf = prefect_server.start_server(port=pf_port, home=work / "prefect",
-                                         log_path=work / "prefect.log", ui=False)
-        procs.append(pf)
-        api_url = prefect_server.api_url_for(pf_port)
-        prefect_server.wait_ready(api_url, timeout=120, proc=pf)
+    pf_port = free_port()
+    pf = prefect_server.start_server(port=pf_port, home=work / "prefect",
+                                     log_path=work / "prefect.log", ui=False)
+    procs.append(pf)
+    api_url = prefect_server.api_url_for(pf_port)
+    prefect_server.wait_ready(api_url, timeout=120, proc=pf)
 
-        for n in sizes:
-            port = free_port()
-            ls = subprocess.Popen([sys.executable, "-m", "sandboxes.localstripe_server",
-                                   "--port", str(port)], cwd=ROOT, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(ls)
-            url = f"http://127.0.0.1:{port}"
-            import httpx
+    for n in sizes:
+        port = free_port()
+        ls = subprocess.Popen([sys.executable, "-m", "sandboxes.localstripe_server",
+                               "--port", str(port)], cwd=ROOT, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(ls)
+        url = f"http://127.0.0.1:{port}"
+        import httpx
 
-            wait_until(lambda u=url: httpx.get(f"{u}/v1/customers?limit=1",
-                                               headers={"Authorization": f"Bearer {key}"})
-                       .status_code == 200, timeout=30)
-            from sandboxes.stripe_seed import demo_dataset, seed
+        wait_until(lambda u=url: httpx.get(f"{u}/v1/customers?limit=1",
+                                           headers={"Authorization": f"Bearer {key}"})
+                   .status_code == 200, timeout=30)
+        from sandboxes.stripe_seed import demo_dataset, seed
 
-            t = time.perf_counter()
-            seeded = seed(url, key, demo_dataset(customers=n, seed=11))
-            seed_s = time.perf_counter() - t
+        t = time.perf_counter()
+        seeded = seed(url, key, demo_dataset(customers=n, seed=11))
+        seed_s = time.perf_counter() - t
 
-            sources = work / f"sources-{n}.yaml"
-            sources.write_text(
-                "sources:\n  stripe:\n"
-                f"    base_url: {url}\n    vault_path: interchange/sources/stripe\n"
-                "    rate_limit_per_second: 1000\n    burst: 100\n    page_size: 100\n"
-            )
-            base_env = {**os.environ, **prefect_server.client_env(api_url),
-                        "INTERCHANGE_SOURCES_FILE": str(sources),
-                        "INTERCHANGE_VAULT_ADDR": vault_addr,
-                        "INTERCHANGE_VAULT_TOKEN": root_token,
-                        "PREFECT_LOGGING_LEVEL": "WARNING"}
-            baseline = _run_worker(["--worker", "baseline", "--url", url, "--key", key,
-                                    "--db", str(work / f"raw-{n}.db")], base_env)
-            pipeline = _run_worker(
-                ["--worker", "pipeline"],
-                {**base_env, "INTERCHANGE_DATABASE_URL": f"sqlite:///{work}/hub-{n}.db"},
-            )
-            entry = {
-                "name": f"stripe_sync_n{n}",
-                "n_customers": n,
-                "records": pipeline["records"],
-                "baseline_records": baseline["records"],
-                "pipeline_records_per_s": round(pipeline["records"] / pipeline["seconds"], 1),
-                "baseline_records_per_s": round(baseline["records"] / baseline["seconds"], 1),
-                "ratio": round(baseline["seconds"] / pipeline["seconds"], 3),
-                "pipeline_seconds": round(pipeline["seconds"], 2),
-                "baseline_seconds": round(baseline["seconds"], 2),
-                "pipeline_cpu_seconds": round(pipeline["cpu_seconds"], 2),
-                "baseline_cpu_seconds": round(baseline["cpu_seconds"], 2),
-                "pipeline_peak_mb": round(pipeline["peak_mb"], 1),
-                "baseline_peak_mb": round(baseline["peak_mb"], 1),
-                "quarantined": pipeline["quarantined"],
-                "seed_seconds": round(seed_s, 2),
-                "seeded": seeded.get("counts", {}),
-            }
-            results.append(entry)
-            print(f"N={n:>6}: {entry['records']} records | pipeline "
-                  f"{entry['pipeline_records_per_s']}/s ({entry['pipeline_peak_mb']} MB peak) | "
-                  f"baseline {entry['baseline_records_per_s']}/s "
-                  f"({entry['baseline_peak_mb']} MB peak) | ratio {entry['ratio']} | "
-                  f"CPU s pipeline {entry['pipeline_cpu_seconds']} "
-                  f"baseline {entry['baseline_cpu_seconds']}",
-                  flush=True)
-            ls.terminate()
-    finally:
-        for p in reversed(procs):
-            prefect_server.stop(p) if p is not None else None
+        sources = work / f"sources-{n}.yaml"
+        sources.write_text(
+            "sources:\n  stripe:\n"
+            f"    base_url: {url}\n    vault_path: interchange/sources/stripe\n"
+            "    rate_limit_per_second: 1000\n    burst: 100\n    page_size: 100\n"
+        )
+        base_env = {**os.environ, **prefect_server.client_env(api_url),
+                    "INTERCHANGE_SOURCES_FILE": str(sources),
+                    "INTERCHANGE_VAULT_ADDR": vault_addr,
+                    "INTERCHANGE_VAULT_TOKEN": root_token,
+                    "PREFECT_LOGGING_LEVEL": "WARNING"}
+        baseline = _run_worker(["--worker", "baseline", "--url", url, "--key", key,
+                                "--db", str(work / f"raw-{n}.db")], base_env)
+        pipeline = _run_worker(
+            ["--worker", "pipeline"],
+            {**base_env, "INTERCHANGE_DATABASE_URL": f"sqlite:///{work}/hub-{n}.db"},
+        )
+        entry = {
+            "name": f"stripe_sync_n{n}",
+            "n_customers": n,
+            "records": pipeline["records"],
+            "baseline_records": baseline["records"],
+            "pipeline_records_per_s": round(pipeline["records"] / pipeline["seconds"], 1),
+            "baseline_records_per_s": round(baseline["records"] / baseline["seconds"], 1),
+            "ratio": round(baseline["seconds"] / pipeline["seconds"], 3),
+            "pipeline_seconds": round(pipeline["seconds"], 2),
+            "baseline_seconds": round(baseline["seconds"], 2),
+            "pipeline_cpu_seconds": round(pipeline["cpu_seconds"], 2),
+            "baseline_cpu_seconds": round(baseline["cpu_seconds"], 2),
+            "pipeline_peak_mb": round(pipeline["peak_mb"], 1),
+            "baseline_peak_mb": round(baseline["peak_mb"], 1),
+            "quarantined": pipeline["quarantined"],
+            "seed_seconds": round(seed_s, 2),
+            "seeded": seeded.get("counts", {}),
+        }
+        results.append(entry)
+        print(f"N={n:>6}: {entry['records']} records | pipeline "
+              f"{entry['pipeline_records_per_s']}/s ({entry['pipeline_peak_mb']} MB peak) | "
+              f"baseline {entry['baseline_records_per_s']}/s "
+              f"({entry['baseline_peak_mb']} MB peak) | ratio {entry['ratio']} | "
+              f"CPU s pipeline {entry['pipeline_cpu_seconds']} "
+              f"baseline {entry['baseline_cpu_seconds']}",
+              flush=True)
+        ls.terminate()
+
+    # The source benchmarks that follow share two cores with whatever still runs.
+    prefect_server.stop(pf)
+    procs.remove(pf)
     if len(results) >= 2:
         small, big = results[0], results[-1]
         growth = {
@@ -204,14 +233,69 @@ def main(sizes: list[int]) -> int:
         results.append(growth)
         print(f"peak memory N -> {big['n_customers'] // small['n_customers']}N: "
               f"x{growth['ratio']} (baseline x{growth['baseline_ratio']})")
-    if len(results) < 2:
-        print("single size: bench/results.json left as it was")
-        return 0 if results and results[0]["ratio"] >= 0.7 else 1
-    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "benchmarks": results}, indent=2) + "\n")
+    return results
+
+
+def _write_results(results: list[dict], *, replace: bool) -> None:
+    """``bench/results.json``: all of ``results`` when ``replace``, else ``results``
+    merged into the file (same name replaced, others kept)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if not replace and RESULTS.exists():
+        previous = json.loads(RESULTS.read_text()).get("benchmarks", [])
+        fresh = {r["name"]: r for r in results}
+        merged = [fresh.pop(r["name"], r) for r in previous]
+        results = merged + list(fresh.values())
+    RESULTS.write_text(json.dumps({"when": now, "benchmarks": results}, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-    ok = bool(results) and results[0]["ratio"] >= 0.7
-    print(f"target ratio >= 0.7 at N={sizes[0]}: " + ("met" if ok else "MISSED"))
+
+
+def main(sizes: list[int], only: list[str] | None = None,
+         records: int = bench_sources.DEFAULT_RECORDS,
+         rounds: int = bench_sources.DEFAULT_ROUNDS) -> int:
+    from interchange import prefect_server, vaultdev
+    from tests.fixtures.common import free_port
+
+    selected = list(only or BENCHMARKS)
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="interchange-bench-"))
+    procs: list[subprocess.Popen] = []
+    root_token = secrets.token_urlsafe(16)
+    stripe: list[dict] = []
+    sources: list[dict] = []
+    try:
+        vault_port = free_port()
+        vault = vaultdev.start_dev_server(port=vault_port, root_token=root_token,
+                                          log_path=work / "openbao.log")
+        procs.append(vault)
+        vault_addr = f"http://127.0.0.1:{vault_port}"
+        vaultdev.wait_ready(vault_addr, proc=vault)
+
+        if "stripe" in selected:
+            stripe = _bench_stripe(sizes, work, procs, vault_addr, root_token)
+        wanted = [s for s in bench_sources.SOURCES if s in selected]
+        if wanted:
+            sources = bench_sources.run(wanted, records, vault_addr=vault_addr,
+                                        root_token=root_token, work=work, rounds=rounds)
+    finally:
+        for p in reversed(procs):
+            prefect_server.stop(p) if p is not None else None
+    ok = True
+    if "stripe" in selected:
+        stripe_ok = bool(stripe) and stripe[0]["ratio"] >= 0.7
+        print(f"target ratio >= 0.7 at N={sizes[0]}: " + ("met" if stripe_ok else "MISSED"))
+        ok = ok and stripe_ok
+        if len(stripe) < 2:
+            print("single size: Stripe entries of bench/results.json left as they were")
+            stripe = []
+    for entry in sources:
+        print(f"{entry['name']}: ratio {entry['ratio']} >= {entry['target']}: "
+              + ("met" if entry["met"] else "MISSED"))
+        ok = ok and entry["met"]
+    if stripe or sources:
+        _write_results(stripe + sources, replace=only is None and bool(stripe))
+    else:
+        print("bench/results.json left as it was")
+    print(f"bench wall time {time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
 
 
@@ -223,10 +307,18 @@ if __name__ == "__main__":
     parser.add_argument("--db")
     parser.add_argument("--n", type=int, default=5000, help="customers at the small size")
     parser.add_argument("--single", action="store_true", help="only N (no 4N, no memory check)")
+    parser.add_argument("--only", type=_names,
+                        help=f"comma list of benchmarks to run ({','.join(BENCHMARKS)}; "
+                             "default all)")
+    parser.add_argument("--records", type=_positive, default=bench_sources.DEFAULT_RECORDS,
+                        help="records per source benchmark (default 50,000)")
+    parser.add_argument("--rounds", type=_positive, default=bench_sources.DEFAULT_ROUNDS,
+                        help="alternating rounds per source benchmark; best one counts")
     args = parser.parse_args()
     if args.worker == "baseline":
         print(json.dumps(worker_baseline(args.url, args.key, args.db)))
     elif args.worker == "pipeline":
         print(json.dumps(worker_pipeline()))
     else:
-        sys.exit(main([args.n] if args.single else [args.n, 4 * args.n]))
+        sys.exit(main([args.n] if args.single else [args.n, 4 * args.n], args.only,
+                      args.records, args.rounds))

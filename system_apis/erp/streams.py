@@ -52,6 +52,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -208,19 +209,31 @@ def _read(
     bind: sa.Connection | sa.Engine, spec: StreamSpec, state: _Cursor, page_size: int
 ) -> Iterator[Page]:
     table: sa.Table | None = None
+    # The page query is built once per read and shape (first page / after a position)
+    # and executed with the position as parameters: building and cache-keying a new
+    # statement per page cost about a tenth of a full read on SQLite.
+    queries: dict[bool, sa.Select] = {}
     while True:
+        positioned = state.last_mod is not None and state.key is not None
         try:
             with _connection(bind) as conn:
                 if table is None:
                     table = sa.Table(spec.table, sa.MetaData(), autoload_with=conn)
                     _check_columns(spec, table)
-                result = conn.execute(_page_query(spec, table, state, page_size + 1))
+                query = queries.get(positioned)
+                if query is None:
+                    query = queries[positioned] = _page_query(
+                        spec, table, since=state.since is not None, positioned=positioned,
+                        limit=page_size + 1,
+                    )
+                result = conn.execute(query, _page_params(state))
                 columns = [str(k) for k in result.keys()]
                 rows = result.all()
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise translate_db_error(exc, source=SOURCE, what=f"reading {spec.table}") from None
         more = len(rows) > page_size
-        records = [dict(zip(columns, row, strict=True)) for row in rows[:page_size]]
+        # map/zip rather than a comprehension with zip(strict=True): measurably faster
+        records = list(map(dict, map(zip, repeat(columns), rows[:page_size])))
         if records:
             last = records[-1]
             state = _Cursor(
@@ -257,18 +270,33 @@ def _connection(bind: sa.Connection | sa.Engine) -> Any:
     return bind.connect() if isinstance(bind, sa.Engine) else _Borrowed(bind)
 
 
-def _page_query(spec: StreamSpec, table: sa.Table, state: _Cursor, limit: int) -> sa.Select:
+def _page_query(
+    spec: StreamSpec, table: sa.Table, *, since: bool, positioned: bool, limit: int
+) -> sa.Select:
+    """The page query with named parameters (see :func:`_page_params`): ``since`` adds
+    ``LAST_MOD >= :erp_since``, ``positioned`` the keyset condition
+    ``(LAST_MOD, key...) > (:erp_at_mod, :erp_at_0...)``."""
     mod = table.c[MOD_COLUMN]
     keys = [table.c[k] for k in spec.key]
     query = sa.select(table)
-    if state.since is not None:
-        query = query.where(mod >= sa.bindparam(None, state.since, type_=mod.type))
-    if state.last_mod is not None and state.key is not None:
-        position = [sa.bindparam(None, state.last_mod, type_=mod.type)] + [
-            sa.bindparam(None, v, type_=c.type) for c, v in zip(keys, state.key, strict=True)
+    if since:
+        query = query.where(mod >= sa.bindparam("erp_since", type_=mod.type))
+    if positioned:
+        position = [sa.bindparam("erp_at_mod", type_=mod.type)] + [
+            sa.bindparam(f"erp_at_{i}", type_=c.type) for i, c in enumerate(keys)
         ]
         query = query.where(sa.tuple_(mod, *keys) > sa.tuple_(*position))
     return query.order_by(mod, *keys).limit(limit)
+
+
+def _page_params(state: _Cursor) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if state.since is not None:
+        params["erp_since"] = state.since
+    if state.last_mod is not None and state.key is not None:
+        params["erp_at_mod"] = state.last_mod
+        params.update({f"erp_at_{i}": v for i, v in enumerate(state.key)})
+    return params
 
 
 def _check_columns(spec: StreamSpec, table: sa.Table) -> None:
