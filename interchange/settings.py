@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     sources_file: Path = Field(Path("sources.yaml"), description="Sources YAML file.")
     default_region: str = Field("US", description="Region for phone numbers without +CC.")
+    survivorship_file: Path | None = Field(
+        None, description="Survivorship rules YAML (default: process_apis/survivorship.yaml)."
+    )
 
     vault_addr: str = "http://127.0.0.1:8200"
     vault_token: SecretStr | None = None

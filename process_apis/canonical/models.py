@@ -231,3 +231,43 @@ class InventoryLevel(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     content_hash: str = Field(default="", max_length=64)
+
+
+class GoldenCustomer(SQLModel, table=True):
+    """One person across every source: the customer 360 record (identity resolution).
+
+    Its field values are chosen by the survivorship rules (process_apis/survivorship.yaml);
+    ``provenance`` says, per field, which source record each value came from. A golden
+    customer absorbed by another keeps its row with ``merged_into`` set, so an old id
+    still leads to the person.
+    """
+
+    __tablename__ = "golden_customers"
+
+    id: str = Field(default_factory=lambda: new_id("gld"), primary_key=True, max_length=40)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    name: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, max_length=2)
+    provenance: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    members: int = 0
+    merged_into: str | None = Field(default=None, max_length=40)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(default="", max_length=64)
+
+
+class CustomerLink(SQLModel, table=True):
+    """Which golden customer a source customer (hub ``customers`` row) belongs to, and why.
+
+    ``matched_by``: ``email``, ``phone+name``, ``alone`` (no match) or ``pinned``. A pinned
+    link was set by hand (a wrong merge undone) and is left alone by automatic matching.
+    """
+
+    __tablename__ = "customer_links"
+
+    customer_id: str = Field(primary_key=True, max_length=40)
+    golden_id: str = Field(max_length=40, index=True)
+    matched_by: str = Field(max_length=16)
+    pinned: bool = False
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

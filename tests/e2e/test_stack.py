@@ -133,6 +133,21 @@ def check_declarative_source_runs(api: str) -> None:
             break
         time.sleep(0.5)
     assert state["type"] == "COMPLETED", state
+    check_customer_360_follows_the_syncs(api)
+
+
+def check_customer_360_follows_the_syncs(api: str) -> None:
+    """resolve-customers is triggered by completed sync runs (prefect.yaml triggers)."""
+    deployment = next(d for d in httpx.post(f"{api}/deployments/filter", json={}).json()
+                      if d["name"] == "resolve-customers")
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]},
+                          "state": {"type": {"any_": ["COMPLETED"]}}}}
+    deadline = time.monotonic() + 90
+    runs: list = []
+    while time.monotonic() < deadline and not runs:
+        runs = httpx.post(f"{api}/flow_runs/filter", json=body).json()
+        time.sleep(0.5)
+    assert runs, "no resolve-customers run followed the syncs"
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
