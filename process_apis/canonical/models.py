@@ -59,6 +59,7 @@ class Payment(SQLModel, table=True):
     customer_id: str | None = Field(default=None, max_length=40, index=True)
     customer_source_id: str | None = Field(default=None, max_length=255, index=True)
     related_source_id: str | None = Field(default=None, max_length=255)
+    order_ref: str | None = Field(default=None, max_length=255, index=True)
     amount_minor: int
     currency: str = Field(max_length=3)
     status: str = Field(max_length=32)

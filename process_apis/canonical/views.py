@@ -28,6 +28,7 @@ class CanonicalPayment(BaseModel):
     kind: str
     customer_source_id: str | None = None
     related_source_id: str | None = None
+    order_ref: str | None = None  # the order this payment is for, as the payer's system names it
     amount_minor: int
     currency: str
     status: str

@@ -84,9 +84,23 @@ def _payment(model: Any, *, kind: str, related: Any, customer: Any) -> Canonical
         kind=kind,
         customer_source_id=_id_of(customer),
         related_source_id=_id_of(related),
+        order_ref=_order_ref(model),
         status=str(_attr(model, "status") or "unknown"),
         **values,
     )
+
+
+ORDER_REF_KEYS = ("order_id", "order_number", "order_ref", "order")
+
+
+def _order_ref(model: Any) -> str | None:
+    """The order a charge pays, from the metadata keys shops conventionally set."""
+    metadata = _attr(model, "metadata") or {}
+    for key in ORDER_REF_KEYS:
+        value = metadata.get(key) if isinstance(metadata, dict) else None
+        if isinstance(value, str | int) and str(value).strip():
+            return str(value).strip()[:255]
+    return None
 
 
 def _amount(model: Any, currency: Any) -> int:

@@ -71,3 +71,14 @@ def test_bad_currency_is_rejected():
               "created": CREATED, "status": "succeeded"}
     (rejected,) = map_records("payments", [charge]).rejected
     assert rejected.failed_rules[0]["rule"] == "money.currency"
+
+
+def test_charge_names_its_order_from_metadata():
+    base = {"object": "charge", "amount": 10, "currency": "usd", "created": CREATED,
+            "status": "succeeded"}
+    charges = [{**base, "id": "ch_a", "metadata": {"order_id": " ORD-7 ", "channel": "web"}},
+               {**base, "id": "ch_b", "metadata": {"order_number": "1042"}},
+               {**base, "id": "ch_c", "metadata": {"channel": "app"}},
+               {**base, "id": "ch_d"}]
+    refs = {p.source_id: p.order_ref for p in map_records("payments", charges).records}
+    assert refs == {"ch_a": "ORD-7", "ch_b": "1042", "ch_c": None, "ch_d": None}
