@@ -13,12 +13,14 @@ Callers pass ``limit + 1`` when they need to know whether another page exists.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from process_apis import identity
 from process_apis.canonical import rules
-from process_apis.canonical.models import Customer, Payment
+from process_apis.canonical.models import Customer, CustomerLink, Order, Payment
 
 
 def normalize_email(email: str) -> str:
@@ -85,3 +87,42 @@ def list_customer_payments(
 def count_customers(session: Session) -> int:
     """How many customer rows the hub holds (soft-deleted included)."""
     return int(session.exec(select(sa.func.count()).select_from(Customer)).one())
+
+
+def golden_id_of(session: Session, customer_id: str) -> str | None:
+    """The golden customer a source customer belongs to (None before resolution)."""
+    link = session.get(CustomerLink, customer_id)
+    return link.golden_id if link is not None else None
+
+
+def get_customer_360(session: Session, golden_id: str, *, limit: int = 50
+                     ) -> dict[str, Any] | None:  # fmt: skip
+    """A golden customer with its source records and its most recent orders and
+    payments (``limit`` each, newest first, with totals). A merged golden id answers
+    the golden customer it was merged into. None when no golden customer has the id."""
+    view = identity.golden_view(session, golden_id)
+    if view is None:
+        return None
+    members = [m.id for m in view["members"]]
+    orders = list(session.exec(
+        select(Order).where(col(Order.customer_id).in_(members))
+        .order_by(col(Order.placed_at).desc(), col(Order.id)).limit(limit)).all())
+    payments = list(session.exec(
+        select(Payment).where(col(Payment.customer_id).in_(members))
+        .order_by(col(Payment.occurred_at).desc(), col(Payment.id)).limit(limit)).all())
+    order_count = session.exec(select(sa.func.count()).select_from(Order).where(
+        col(Order.customer_id).in_(members))).one()
+    payment_count = session.exec(select(sa.func.count()).select_from(Payment).where(
+        col(Payment.customer_id).in_(members))).one()
+    return {"golden": view["golden"], "sources": view["members"], "orders": orders,
+            "payments": payments, "order_count": int(order_count),
+            "payment_count": int(payment_count)}  # fmt: skip
+
+
+def golden_ids(session: Session, customer_ids: list[str]) -> dict[str, str]:
+    """``{customer_id: golden_id}`` for the given source customers that are linked."""
+    if not customer_ids:
+        return {}
+    rows = session.exec(select(CustomerLink.customer_id, CustomerLink.golden_id).where(
+        col(CustomerLink.customer_id).in_(customer_ids))).all()
+    return dict(rows)

@@ -213,3 +213,55 @@ def test_customers_cli_resolves_shows_and_splits(sqlite_url):
     assert out.exit_code == 1 and "not linked" in out.stderr
     assert runner.invoke(customers_app, ["show", "gld_nope", "--database-url",
                                          sqlite_url]).exit_code == 1  # fmt: skip
+
+
+def test_api_serves_the_customer_360(sqlite_url):
+    from fastapi.testclient import TestClient
+
+    from experience_apis.http.app import create_app
+    from experience_apis.http.keys import create_key
+    from interchange.store import get_engine
+    from process_apis.canonical.models import Order, Payment
+
+    hs = add(sqlite_url, "hubspot", "51", email="ada@example.com", name="Ada Lovelace",
+             minutes=1)
+    st = add(sqlite_url, "stripe", "cus_ada", email="ada@example.com", name="A. Lovelace",
+             phone="+442079460018", minutes=2)
+    sh = add(sqlite_url, "shopify", "77", email="ada@example.com", minutes=3)
+    other = add(sqlite_url, "stripe", "cus_bob", email="bob@example.com", name="Bob")
+    with session_scope(sqlite_url) as s:
+        for i in range(3):
+            s.add(Payment(source="stripe", source_id=f"ch_{i}", kind="payment",
+                          customer_id=st, amount_minor=100 * (i + 1), currency="GBP",
+                          status="succeeded", occurred_at=T0 + dt.timedelta(days=i)))
+        s.add(Payment(source="stripe", source_id="ch_bob", kind="payment", customer_id=other,
+                      amount_minor=5, currency="USD", status="succeeded"))
+        s.add(Order(source="shopify", source_id="1001", number="1001", customer_id=sh,
+                    status="paid", total_minor=600, currency="GBP", placed_at=T0))
+        _, full = create_key(s, name="full", scopes=["customers:read", "payments:read"])
+        _, narrow = create_key(s, name="narrow", scopes=["customers:read"])
+    before = TestClient(create_app(database_url=sqlite_url))
+    record = before.get(f"/v1/customers/{hs}", headers={"X-API-Key": full}).json()
+    assert record["golden_id"] is None  # not resolved yet: said, not guessed
+    identity.resolve(database_url=sqlite_url)
+    with TestClient(create_app(database_url=sqlite_url)) as client:
+        record = client.get(f"/v1/customers/{hs}", headers={"X-API-Key": full}).json()
+        gid = record["golden_id"]
+        assert gid.startswith("gld_")
+        listed = client.get("/v1/customers", headers={"X-API-Key": full}).json()["data"]
+        assert {c["id"]: c["golden_id"] for c in listed}[st] == gid
+        body = client.get(f"/v1/customers/{gid}", headers={"X-API-Key": full}).json()
+        assert (body["id"], body["email"], body["name"], body["phone"]) == (
+            gid, "ada@example.com", "Ada Lovelace", "+442079460018")
+        assert body["provenance"]["name"]["source"] == "hubspot"
+        assert body["provenance"]["phone"]["customer_id"] == st
+        assert {r["source"] for r in body["sources"]} == {"hubspot", "stripe", "shopify"}
+        assert [o["number"] for o in body["orders"]] == ["1001"] and body["order_count"] == 1
+        assert [p["source_id"] for p in body["payments"]] == ["ch_2", "ch_1", "ch_0"]
+        assert body["payment_count"] == 3
+        limited = client.get(f"/v1/customers/{gid}", headers={"X-API-Key": narrow}).json()
+        assert limited["payments"] is None and limited["orders"]
+        missing = client.get("/v1/customers/gld_nope", headers={"X-API-Key": full})
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+    get_engine(sqlite_url).dispose()

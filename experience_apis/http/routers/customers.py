@@ -84,6 +84,10 @@ class CustomerPublic(BaseModel):
     )
     created_at: UTCTimestamp = Field(description="When the hub first stored the record.")
     updated_at: UTCTimestamp = Field(description="When the hub record last changed.")
+    golden_id: str | None = Field(
+        None, description="The golden customer (`gld_...`) this record belongs to: "
+        "`GET /v1/customers/{golden_id}` answers the customer 360. Null until identity "
+        "resolution has seen the record.")
 
 
 class PaymentPublic(BaseModel):
@@ -103,6 +107,67 @@ class PaymentPublic(BaseModel):
     source_id: str
     occurred_at: UTCTimestamp | None = None
     created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+
+
+class OrderPublic(BaseModel):
+    """An order, amounts in integer minor units."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="Stable hub id (`ord_...`).")
+    number: str | None = Field(None, description="The order number the shop shows.")
+    status: str
+    total_minor: int = Field(description="Order total in minor units.")
+    currency: str = Field(description="ISO 4217 currency code.")
+    customer_id: str | None = Field(None, description="Hub id of the source customer.")
+    source: str
+    source_id: str
+    placed_at: UTCTimestamp | None = None
+
+
+class ProvenancePublic(BaseModel):
+    source: str = Field(description="The system the value came from.")
+    source_id: str = Field(description="The record's id in that system.")
+    customer_id: str = Field(description="Hub id of that source record.")
+
+
+_GOLDEN_EXAMPLE: dict[str, Any] = {
+    "id": "gld_0a1b2c3d4e5f40718293a4b5c6d7e8f9",
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "phone": "+14155550123",
+    "country": "GB",
+    "provenance": {"email": {"source": "hubspot", "source_id": "51",
+                             "customer_id": "cus_..."}},
+    "sources": [_CUSTOMER_EXAMPLE],
+    "orders": [],
+    "order_count": 0,
+    "payments": [_PAYMENT_EXAMPLE],
+    "payment_count": 1,
+    "updated_at": "2024-05-01T12:00:00Z",
+}
+
+
+class Customer360Public(BaseModel):
+    """A golden customer: one person across every connected system."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_GOLDEN_EXAMPLE]})
+
+    id: str = Field(description="Stable golden id (`gld_...`).")
+    email: str | None = None
+    name: str | None = None
+    phone: str | None = Field(None, description="E.164.")
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
+    provenance: dict[str, ProvenancePublic] = Field(
+        description="Per field, the source record its value came from (survivorship).")
+    sources: list[CustomerPublic] = Field(description="The linked source records.")
+    orders: list[OrderPublic] = Field(description="The 50 most recent orders, newest first.")
+    order_count: int
+    payments: list[PaymentPublic] | None = Field(
+        description="The 50 most recent payments and refunds, newest first; null unless "
+        "the key has scope `payments:read`.")
+    payment_count: int | None = None
     updated_at: UTCTimestamp
 
 
@@ -208,16 +273,22 @@ def list_customers(
         email=email,
         updated_since=updated_since,
     )
-    return _page(CustomerPage, rows, page.limit)
+    golden = queries.golden_ids(session, [r.id for r in rows])
+    records = [CustomerPublic.model_validate(r).model_copy(update={"golden_id": golden.get(r.id)})
+               for r in rows]  # fmt: skip
+    return _page(CustomerPage, records, page.limit)
 
 
 @router.get(
     "/{customer_id}",
-    summary="Get a customer",
+    summary="Get a customer (a source record, or the customer 360)",
     operation_id="getCustomer",
-    response_model=CustomerPublic,
+    response_model=Customer360Public | CustomerPublic,
     responses={
-        **_ok_example(_CUSTOMER_EXAMPLE),
+        200: {"content": {"application/json": {"examples": {
+            "golden": {"summary": "a golden id: the customer 360", "value": _GOLDEN_EXAMPLE},
+            "record": {"summary": "a source record id", "value": _CUSTOMER_EXAMPLE},
+        }}}},
         **problem_responses(
             "unauthorized",
             "forbidden",
@@ -228,16 +299,44 @@ def list_customers(
     },
 )
 def get_customer(
-    _key: CustomersReadKey, session: SessionDep, customer_id: CustomerId
-) -> CustomerPublic:
-    """One customer by hub id. Requires scope `customers:read`.
+    key: CustomersReadKey, session: SessionDep, customer_id: CustomerId
+) -> Customer360Public | CustomerPublic:
+    """One customer. Requires scope `customers:read`.
+
+    * A **golden id** (`gld_...`, from a record's `golden_id`) answers the customer
+      360: the one person across every connected system, each value with the source
+      record it came from, the linked source records, and the most recent orders and
+      (with scope `payments:read`) payments. The id of a golden customer that was later
+      merged into another answers the one it was merged into.
+    * A **record id** (`cus_...`, as `GET /v1/customers` lists them) answers that source
+      record, with its `golden_id`.
 
     Answers 404 `not_found` when no customer has this id.
     """
+    if customer_id.startswith("gld_"):
+        view = queries.get_customer_360(session, customer_id)
+        if view is None:
+            raise Problem("not_found", f"No customer with id {customer_id!r}.")
+        golden = view["golden"]
+        links = {m.id: golden.id for m in view["sources"]}
+        payments = "payments:read" in key.scopes
+        return Customer360Public(
+            id=golden.id, email=golden.email, name=golden.name, phone=golden.phone,
+            country=golden.country, provenance=golden.provenance,
+            sources=[CustomerPublic.model_validate(m).model_copy(
+                update={"golden_id": links[m.id]}) for m in view["sources"]],
+            orders=[OrderPublic.model_validate(o) for o in view["orders"]],
+            order_count=view["order_count"],
+            payments=[PaymentPublic.model_validate(p) for p in view["payments"]]
+            if payments else None,
+            payment_count=view["payment_count"] if payments else None,
+            updated_at=golden.updated_at,
+        )  # fmt: skip
     customer = queries.get_customer(session, customer_id)
     if customer is None:
         raise Problem("not_found", f"No customer with id {customer_id!r}.")
-    return CustomerPublic.model_validate(customer)
+    return CustomerPublic.model_validate(customer).model_copy(
+        update={"golden_id": queries.golden_id_of(session, customer_id)})
 
 
 @router.get(
