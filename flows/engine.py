@@ -31,7 +31,7 @@ from interchange.errors import ConfigError, SourceClientError, SourceNotFound, S
 from interchange.runtime import retry_if_retryable
 from interchange.settings import get_settings, get_source
 from interchange.store import migrate, session_scope
-from process_apis import hub, pipeline
+from process_apis import events, hub, pipeline
 
 # What a dead resume cursor looks like: undecodable (ConfigError) or refused.
 UNRESUMABLE = (ConfigError, SourceNotFound, SourceClientError)
@@ -149,10 +149,12 @@ def process_batch(
 def load_batch(
     processed: pipeline.Processed, mode: str, batch: Extracted, max_invalid_ratio: float
 ) -> pipeline.BatchOutcome:
-    return pipeline.load_batch(
+    outcome = pipeline.load_batch(
         processed, mode=mode, cursor=batch.cursor, high_water=batch.high_water,
         pages=batch.pages, max_invalid_ratio=max_invalid_ratio,
     )
+    events.emit(outcome.events)  # committed: now the hub can announce what it holds
+    return outcome
 
 
 def _plan(

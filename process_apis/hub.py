@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,11 +46,16 @@ class LoadCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Hub ids of the rows written, for domain events (ids, never data).
+    inserted_ids: list[str] = field(default_factory=list)
+    updated_ids: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: LoadCounts) -> LoadCounts:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.inserted_ids += other.inserted_ids
+        self.updated_ids += other.updated_ids
         return self
 
     @property
@@ -121,6 +126,7 @@ def upsert_customers(session: Session, records: Sequence[CanonicalCustomer]) -> 
                                 "content_hash": content_hash(record),
                                 "created_at": now, "updated_at": now})
                 counts.inserted += 1
+                counts.inserted_ids.append(inserts[-1]["id"])
             elif record.deleted:
                 # A tombstone carries no data: keep the last known values, flag the row.
                 if row.deleted:
@@ -128,12 +134,14 @@ def upsert_customers(session: Session, records: Sequence[CanonicalCustomer]) -> 
                 else:
                     tombstones.append({"id": row.id, "deleted": True, "updated_at": now})
                     counts.updated += 1
+                    counts.updated_ids.append(row.id)
             else:
                 digest = content_hash(record)
                 if row.content_hash != digest:
                     updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
                                     "content_hash": digest, "updated_at": now})
                     counts.updated += 1
+                    counts.updated_ids.append(row.id)
                 else:
                     counts.unchanged += 1
         _write(session, table, inserts, updates)
@@ -197,11 +205,13 @@ def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> Lo
                                 "customer_id": customer_id, "content_hash": digest,
                                 "created_at": now, "updated_at": now})
                 counts.inserted += 1
+                counts.inserted_ids.append(inserts[-1]["id"])
             elif row.content_hash != digest or (customer_id and row.customer_id != customer_id):
                 updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
                                 "customer_id": customer_id or row.customer_id,
                                 "content_hash": digest, "updated_at": now})
                 counts.updated += 1
+                counts.updated_ids.append(row.id)
             else:
                 counts.unchanged += 1
         _write(session, table, inserts, updates)
@@ -286,10 +296,12 @@ def upsert_simple(
                 inserts.append({**record.model_dump(), "id": new_id(id_prefix),
                                 "content_hash": digest, "created_at": now, "updated_at": now})
                 counts.inserted += 1
+                counts.inserted_ids.append(inserts[-1]["id"])
             elif row.content_hash != digest:
                 updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
                                 "content_hash": digest, "updated_at": now})
                 counts.updated += 1
+                counts.updated_ids.append(row.id)
             else:
                 counts.unchanged += 1
         _write(session, table, inserts, updates)
@@ -337,12 +349,14 @@ def upsert_orders(session: Session, records: Sequence[Any]) -> LoadCounts:
                 inserts.append({**fields, "id": new_id("ord"), "content_hash": digest,
                                 "created_at": now, "updated_at": now})
                 counts.inserted += 1
+                counts.inserted_ids.append(inserts[-1]["id"])
                 changed.append(record)
             elif row.content_hash != digest:
                 fields.pop("source")
                 updates.append({"id": row.id, **fields, "content_hash": digest,
                                 "updated_at": now})
                 counts.updated += 1
+                counts.updated_ids.append(row.id)
                 changed.append(record)
             else:
                 counts.unchanged += 1

@@ -16,8 +16,9 @@ from typing import Any
 from interchange.errors import ConfigError, DataQualityError
 from interchange.settings import get_source
 from interchange.store import session_scope
-from process_apis import hub
+from process_apis import events, hub
 from process_apis.canonical.views import CanonicalCustomer
+from process_apis.events import DomainEvent
 from process_apis.mapping import erp as erp_mapping
 from process_apis.mapping import hubspot as hubspot_mapping
 from process_apis.mapping import rest as rest_mapping
@@ -57,13 +58,15 @@ class BatchOutcome:
     unchanged: int = 0
     quarantined: int = 0
     resolved: int = 0
+    # Domain events of this load, sent by the caller after the commit (not counted).
+    events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     def add(self, other: BatchOutcome) -> None:
-        for key, value in asdict(other).items():
+        for key, value in other.as_dict().items():
             setattr(self, key, getattr(self, key) + value)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "events"}
 
 
 def mapper_for(source: str) -> Any:
@@ -148,6 +151,8 @@ def load_batch(
         counts = _upsert(session, processed.entity, processed.records)
         outcome.inserted, outcome.updated, outcome.unchanged = (
             counts.inserted, counts.updated, counts.unchanged)
+        outcome.events = events.for_load(session, processed.entity, processed.source,
+                                         counts.inserted_ids, counts.updated_ids)
         outcome.resolved = hub.resolve_quarantined(
             session, entity=processed.entity, source=processed.source,
             source_ids=[r.source_id for r in processed.records],

@@ -176,3 +176,40 @@ def test_companies_products_stock_and_orders_upsert_idempotently(hub_url):
             assert s.exec(select(func.count()).select_from(model)).one() == 1
         assert s.exec(select(OrderLine)).one().quantity == 3  # lines replaced, not added
         assert s.exec(select(Order)).one().total_minor == 5997
+
+
+def test_loads_announce_domain_events_with_ids_only(hub_url):
+    from process_apis.canonical.views import CanonicalInventoryLevel, CanonicalOrder
+
+    first = run(hub_url, "payments", [
+        charge(1, "cus_1"), {**charge(2, "cus_1"), "status": "failed"},
+        {**charge(3, "cus_1"), "status": "pending"}])
+    names = sorted(e.event for e in first.events)
+    assert names == ["interchange.payment.failed", "interchange.payment.succeeded"]
+    assert all(e.resource["prefect.resource.id"].startswith("interchange.payment.pay_")
+               for e in first.events)
+    assert "email" not in str(first.events) and "cus_1" not in str(first.events)
+    again = run(hub_url, "payments", [charge(1, "cus_1")])
+    assert again.events == []  # nothing new: nothing announced
+
+    def load(entity, source, records):
+        processed = pipeline.Processed(source=source, stream=entity, entity=entity,
+                                       read=len(records), records=records)
+        return pipeline.load_batch(processed, mode="full", cursor=None, high_water=None,
+                                   pages=1, database_url=hub_url)
+
+    order = CanonicalOrder(source="shopify", source_id="o1", status="paid", total_minor=500,
+                           currency="USD", email="private@example.com")
+    (placed,) = load("order", "shopify", [order]).events
+    assert placed.event == "interchange.order.placed"
+    assert placed.payload["total_minor"] == 500 and "private" not in str(placed)
+    assert load("order", "shopify", [order]).events == []
+    levels = [CanonicalInventoryLevel(source="erp", source_id=f"W1:{s}", sku=s, location="W1",
+                                      available=n) for s, n in (("B", 1), ("A", 2))]
+    (moved,) = load("inventory_level", "erp", levels).events
+    assert moved.resource["prefect.resource.id"] == "interchange.inventory.erp"
+    assert (moved.payload["skus"], moved.payload["levels"]) == (["A", "B"], 2)
+    assert load("inventory_level", "erp", levels).events == []
+    (only_a,) = load("inventory_level", "erp", [levels[1].model_copy(
+        update={"available": 7})]).events
+    assert only_a.payload["skus"] == ["A"]
