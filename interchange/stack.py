@@ -45,9 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STRIPE_VAULT_PATH = "interchange/sources/stripe"
 HUBSPOT_VAULT_PATH = "interchange/sources/hubspot"
 SHOPIFY_VAULT_PATH = "interchange/sources/shopify"
-# The deployments whose first run `make up` waits for, in the order they are shown.
+# The deployments whose first run `make up` waits for, in the order they are shown,
+# then what runs over their results.
 FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-commerce/sync-commerce",
                "sync-erp/sync-erp"]
+AFTER_SYNCS = ["resolve-customers/resolve-customers"]
 
 
 class StackSettings(BaseSettings):
@@ -250,40 +252,41 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
             "INTERCHANGE_VAULT_SECRET_ID": secret_id,
         }
 
-        # 2. localstripe through the project's launcher, seeded with messy demo data.
-        _step(f"localstripe sandbox on :{settings.stripe_port}, seeding "
-              f"{settings.demo_customers} customers")
+        # 2. localstripe through the project's launcher (seeded from the world below).
+        _step(f"localstripe sandbox on :{settings.stripe_port}")
         m = stack.spawn("localstripe", [py, "-m", "sandboxes.localstripe_server",
                                         "--host", "127.0.0.1", "--port",
                                         str(settings.stripe_port)], base_env)
         _wait_http(f"{stripe_url}/v1/customers?limit=1", proc=m.proc, what="localstripe",
                    log=m.log, headers={"Authorization": f"Bearer {stripe_key}"})
-        seed_env = {**base_env, "STRIPE_API_KEY": stripe_key}
-        _run([py, "-m", "sandboxes.stripe_seed", "--url", stripe_url,
-                       "--customers", str(settings.demo_customers)],
-                      seed_env, "seeding localstripe")
 
         # 2b. The HubSpot and Shopify sandboxes (each accepts only its token from
         # Vault, passed through the environment, never the command line) and the ERP.
         n = str(settings.demo_customers)
         _step(f"HubSpot sandbox on :{settings.hubspot_port}, Shopify sandbox on "
-              f":{settings.shopify_port}, ERP database, {n} customers each")
+              f":{settings.shopify_port}, ERP database")
         (home / "hubspot.sqlite3").unlink(missing_ok=True)
         m = stack.spawn("hubspot", [py, "-c", _RUN_SANDBOX, "sandboxes.hubspot",
-                                    "--port", str(settings.hubspot_port), "--records", n,
+                                    "--port", str(settings.hubspot_port), "--records", "0",
                                     "--db", str(home / "hubspot.sqlite3")],
                         {**base_env, "SANDBOX_TOKEN": hubspot_token})
         _wait_http(f"{hubspot_url}/crm/v3/objects/contacts?limit=1", proc=m.proc,
                    what="HubSpot sandbox", log=m.log,
                    headers={"Authorization": f"Bearer {hubspot_token}"})
         m = stack.spawn("shopify", [py, "-c", _RUN_SANDBOX, "sandboxes.shopify",
-                                    "--port", str(settings.shopify_port), "--records", n],
+                                    "--port", str(settings.shopify_port), "--records", "0"],
                         {**base_env, "SANDBOX_TOKEN": shopify_token})
         _wait_http(f"{shopify_url}/admin/api/2025-01/customers.json?limit=1", proc=m.proc,
                    what="Shopify sandbox", log=m.log,
                    headers={"X-Shopify-Access-Token": shopify_token})
-        _run([py, "-m", "sandboxes.erp", "--url", f"sqlite:///{erp_db}", "--records", n],
-             base_env, "seeding the ERP database")
+        # 2c. One seeded world in all four: the same people, orders, payments and
+        # products, each system in its own formats and with its own disagreements.
+        _step(f"seeding one world of {n} people into Stripe, HubSpot, Shopify and the ERP")
+        world = _run([py, "-m", "sandboxes.world", "--people", n, "--stripe-url", stripe_url,
+                      "--hubspot-url", hubspot_url, "--shopify-url", shopify_url,
+                      "--erp-url", f"sqlite:///{erp_db}"],
+                     {**base_env, "STRIPE_API_KEY": stripe_key}, "seeding the world")
+        world_facts = json.loads(world.strip().splitlines()[-1])
 
         # 3. The alert receiver prints every alert into this terminal.
         _step(f"alert receiver on :{settings.alerts_port}")
@@ -340,6 +343,13 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
                     *FIRST_SYNCS], pf_env, "the first sync",
                    timeout=settings.sync_timeout_seconds + 60)
         facts = json.loads(run.strip().splitlines()[-1])
+        # Then the process layer over what the syncs landed: the customer 360.
+        _step("customer 360: resolve-customers through the Prefect server")
+        run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds),
+                    *AFTER_SYNCS], pf_env, "the customer 360",
+                   timeout=settings.sync_timeout_seconds + 60)
+        facts["runs"].update(json.loads(run.strip().splitlines()[-1])["runs"])
+        facts["world"] = world_facts
         key = json.loads(_run([py, "-m", "interchange.cli", "keys", "create", "--name",
                                f"demo-{int(time.time())}", "--scopes",
                                "customers:read,payments:read", "--json"],
@@ -365,8 +375,9 @@ import json, sys, time
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 timeout, names = int(sys.argv[1]), sys.argv[2:]
-runs = {n: run_deployment(n, parameters={"params": {"mode": "full"}}, timeout=0,
-                          tags=["first-sync"]) for n in names}
+runs = {n: run_deployment(n, timeout=0, tags=["first-sync"],
+                          parameters={"params": {"mode": "full"}} if n.startswith("sync-")
+                          else {}) for n in names}
 deadline = time.monotonic() + timeout
 with get_client(sync_client=True) as client:
     while True:
@@ -430,6 +441,8 @@ def hub_counts(db: Path) -> dict[str, Any]:
             "orders": count("select count(*) from orders"),
             "stock_levels": count("select count(*) from inventory_levels"),
             "quarantined": count("select count(*) from quarantine where status = 'open'"),
+            "golden_customers": count(
+                "select count(*) from golden_customers where merged_into is null"),
         }
     finally:
         conn.close()
@@ -449,6 +462,11 @@ def print_summary(facts: dict[str, Any]) -> None:
                   f"{facts['products']} products, "
                   f"{facts['stock_levels']} stock levels; {facts['quarantined']} records "
                   "quarantined with their reasons.")
+    world = facts.get("world") or {}
+    console.print(f"  customer 360: {facts['golden_customers']} golden customers from "
+                  f"{facts['customers']} source records ({world.get('people', '?')} people "
+                  f"in the seeded world, {world.get('golden_customers', '?')} with a valid "
+                  "record).")
     console.print()
     console.print(f"  Prefect UI       {facts['prefect_url']}")
     console.print(f"  API docs         {facts['api_url']}/docs")

@@ -23,7 +23,8 @@ answers 429 (``category: RATE_LIMITS``, ``Retry-After``).
 Knobs (``GET``/``POST /_sandbox/config``, also at start): ``latency_ms``, ``error_rate``,
 ``rate_429``, ``token_lifetime_seconds``, ``rate_limit_per_10s``,
 ``search_rate_per_second``, ``drift_rename``, ``drift_remove``, ``drift_retype``.
-Test routes: ``POST /_sandbox/seed``, ``/_sandbox/reset``, ``/_sandbox/touch``,
+Test routes: ``POST /_sandbox/seed``, ``/_sandbox/load`` (given objects),
+``/_sandbox/reset``, ``/_sandbox/touch``,
 ``/_sandbox/expire_tokens``, ``GET /_sandbox/state``. None of ``/_sandbox`` needs auth.
 """
 
@@ -381,6 +382,31 @@ def create_app(
         records = _int(body.get("records", state.records), "records")
         seed_value = _int(body.get("seed", state.seed), "seed")
         return await asyncio.to_thread(state.reseed, records, seed_value)
+
+    @app.post("/_sandbox/load")
+    async def load(request: Request) -> dict[str, Any]:
+        """Replace all data with given objects: ``{"contacts": [[properties, created_ms,
+        updated_ms], ...], "companies": [...]}`` (a seeded world: :mod:`sandboxes.world`)."""
+        body = await _json(request)
+        rows: dict[str, list[tuple[dict[str, Any], int, int]]] = {}
+        for object_type in ("contacts", "companies"):
+            items = body.get(object_type) or []
+            if not isinstance(items, list) or not all(
+                    isinstance(i, list) and len(i) == 3 and isinstance(i[0], dict)
+                    and all(isinstance(t, int) for t in i[1:]) for i in items):  # fmt: skip
+                raise HubSpotError(400, f"{object_type} must be [[properties, created_ms, "
+                                        "updated_ms], ...]", "VALIDATION_ERROR")
+            rows[object_type] = [(i[0], i[1], i[2]) for i in items]
+
+        def replace() -> dict[str, Any]:
+            state.store.clear()
+            for object_type, items in rows.items():
+                state.store.insert_many(object_type, items)
+            expected = {"contacts": len(rows["contacts"]), "companies": len(rows["companies"])}
+            state.store.set_meta("expected", expected)
+            return {"expected": expected}
+
+        return await asyncio.to_thread(replace)
 
     @app.post("/_sandbox/reset")
     async def reset() -> dict[str, Any]:

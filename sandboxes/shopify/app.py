@@ -32,7 +32,9 @@ Sandbox controls (no token needed)
 ``chaos_seed`` and ``drift`` - per resource ``{"renamed": {old: new}, "removed": [..],
 "retyped": {field: "string"|"number"|"integer"|"array"}}``.
 ``POST /_sandbox/seed`` ``{"records", "seed"}`` replaces the data and answers the
-``expected`` counts; ``POST /_sandbox/reset`` restores the start-up data and knobs;
+``expected`` counts; ``POST /_sandbox/load`` ``{"objects": [[resource, object]]}`` replaces
+it with given objects (a seeded world); ``POST /_sandbox/reset`` restores the start-up
+data and knobs;
 ``POST /_sandbox/touch`` ``{"resource", "ids", "changes"}`` edits records as a merchant
 would (``updated_at`` = now); ``POST /_sandbox/token`` ``{"token"}`` rotates the accepted
 access token (the old one gets 401 from then on); ``GET|DELETE /_sandbox/stats`` counts
@@ -425,6 +427,23 @@ def create_app(
         records = int(body.get("records", sandbox.records))
         seed_value = int(body.get("seed", sandbox.seed_value))
         sandbox.expected = sandbox.store.seed(records, seed=seed_value)
+        return {"expected": sandbox.expected}
+
+    @app.post("/_sandbox/load")
+    async def load(request: Request) -> dict[str, Any]:
+        """Replace the data with ``{"objects": [[resource, object], ...]}`` (a seeded
+        world: see :mod:`sandboxes.world`)."""
+        body = json.loads(await request.body() or b"{}")
+        objects = body.get("objects")
+        if not isinstance(objects, list) or not all(
+                isinstance(o, list) and len(o) == 2 and isinstance(o[1], dict)
+                for o in objects):  # fmt: skip
+            return JSONResponse({"errors": "objects must be [[resource, object], ...]"},
+                                status_code=400)  # fmt: skip
+        try:
+            sandbox.expected = sandbox.store.load((str(r), b) for r, b in objects)
+        except (ValueError, KeyError) as exc:
+            return JSONResponse({"errors": f"cannot load: {exc}"}, status_code=400)
         return {"expected": sandbox.expected}
 
     @app.post("/_sandbox/reset")

@@ -88,13 +88,19 @@ class ShopifyStore:
 
     def seed(self, records: int, *, seed: int = 42) -> dict[str, int]:
         """Replace the state with :func:`sandboxes.shopify.seed.generate` data."""
+        return self.load(seed_data.generate(records, seed=seed))
+
+    def load(self, objects: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """Replace the state with ``(resource, object)`` pairs (e.g. a seeded world)."""
         batches: dict[str, list[tuple]] = {name: [] for name in RESOURCES}
         items: list[tuple[int]] = []
         with self._lock:
             self.reset()
             self._db.execute("BEGIN")
             try:
-                for resource, body in seed_data.generate(records, seed=seed):
+                for resource, body in objects:
+                    if resource not in batches:
+                        raise ValueError(f"unknown resource {resource!r}")
                     batches[resource].append(self._row(resource, body))
                     if resource == "products":
                         items.extend((v["inventory_item_id"],) for v in body["variants"])

@@ -64,10 +64,16 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
         by_source = re.search(r"customers \((.*?)\)", output).group(1)
         counts = dict(part.rsplit(" ", 1) for part in by_source.split(", "))
         assert set(counts) == {"erp", "hubspot", "shopify", "stripe"}
-        # 40 seeded per source; the few invalid ones are quarantined, not dropped.
-        assert all(30 <= int(v) <= 40 for v in counts.values()), counts
+        # One world of 40 people in four systems; the few records it broke on purpose
+        # are quarantined, not dropped.
+        assert all(10 <= int(v) <= 40 for v in counts.values()), counts
         quarantined = int(re.search(r"; (\d+) records quarantined", output).group(1))
         assert quarantined > 0
+        golden = re.search(r"customer 360: (\d+) golden customers from (\d+) source records "
+                           r"\((\d+) people in the seeded world, (\d+) with a valid", output)
+        assert golden, output
+        assert int(golden.group(1)) == int(golden.group(4)) <= int(golden.group(3)) == 40
+        assert int(golden.group(1)) < int(golden.group(2))  # records merged into people
 
         # The printed curl works as printed.
         curl = re.search(r"curl -s -H '(X-API-Key: [^']+)' '([^']+)'", output)
