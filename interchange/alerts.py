@@ -1,4 +1,4 @@
-"""Alerting as code: a notification block and three Prefect automations.
+"""Alerting as code: a notification block and four Prefect automations.
 
 Interchange alerts on flow runs through Prefect's own automations (they work in the
 open-source server), so nothing here runs at flow time. This module owns creating
@@ -32,7 +32,11 @@ them, idempotently, on the server that ``PREFECT_API_URL`` points at:
     alert arrives roughly 0–10 s after the threshold;
   - ``<prefix>: schema drift`` — reactive: an ``interchange.schema.drift`` event
     (emitted by a sync when a source stream's field set changes) notifies with the
-    source, stream and the added / missing / retyped fields.
+    source, stream and the added / missing / retyped fields;
+  - ``<prefix>: reconciliation mismatch`` — reactive: an
+    ``interchange.reconciliation.mismatch`` event (emitted by ``reconcile-orders`` when
+    the order-to-cash mismatch rate is above its threshold) notifies with the rate,
+    the threshold and the counts per category (no record data).
 
 The notification text is a Jinja template rendered by the *server* when the
 automation fires (``flow``, ``flow_run``, ``event`` and ``automation`` are in
@@ -70,6 +74,7 @@ __all__ = [
     "build_automations",
     "ensure_automations",
     "ensure_notification_block",
+    "reconciliation_automation_name",
 ]
 
 AlertKind = Literal["webhook", "slack", "email"]
@@ -204,10 +209,10 @@ def ensure_notification_block(
 # --- the automations ---
 
 
-def automation_names(name_prefix: str = "interchange") -> tuple[str, str, str]:
-    """The names of the (failed, slow, drift) automations for ``name_prefix``."""
+def automation_names(name_prefix: str = "interchange") -> tuple[str, str, str, str]:
+    """The names of the (failed, slow, drift, reconciliation) automations."""
     return (f"{name_prefix}: failed runs", f"{name_prefix}: slow runs",
-            f"{name_prefix}: schema drift")
+            f"{name_prefix}: schema drift", reconciliation_automation_name(name_prefix))
 
 
 DRIFT_EVENT = "interchange.schema.drift"
@@ -258,11 +263,12 @@ def build_automations(
     match_tags: list[str] | None = None,
     json_body: bool = True,
 ):
-    """The ``AutomationCore`` definitions (failed, slow, drift), without touching a server."""
+    """The ``AutomationCore`` definitions (failed, slow, drift, reconciliation mismatch),
+    without touching a server."""
     from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
 
     slow = _validate_slow(slow_after_seconds)
-    failed_name, slow_name, drift_name = automation_names(name_prefix)
+    failed_name, slow_name, drift_name, _ = automation_names(name_prefix)
     match = {"prefect.resource.id": "prefect.flow-run.*"}
     match_related: dict[str, str | list[str]] = {}
     if match_tags:
@@ -332,7 +338,8 @@ def build_automations(
             body=_drift_body(json_body),
         )],
     )
-    return [failed, slow_automation, drift]
+    return [failed, slow_automation, drift, _reconciliation_automation(block_id, name_prefix,
+                                                                        json_body)]
 
 
 def ensure_automations(
@@ -342,7 +349,8 @@ def ensure_automations(
     name_prefix: str = "interchange",
     match_tags: list[str] | None = None,
 ) -> list[UUID]:
-    """Create or replace the failed-runs, slow-runs and schema-drift automations; return ids.
+    """Create or replace the failed-runs, slow-runs, schema-drift and reconciliation-mismatch
+    automations; return their ids (in that order).
 
     Idempotent by name: an existing automation with the same name is updated in
     place (its id is kept) and duplicates are deleted, so calling this on every
@@ -384,6 +392,68 @@ def ensure_automations(
         return ids
 
 
+# --- order-to-cash reconciliation ---
+
+RECONCILIATION_EVENT = "interchange.reconciliation.mismatch"
+
+
+def reconciliation_automation_name(name_prefix: str = "interchange") -> str:
+    """The name of the reconciliation-mismatch automation."""
+    return f"{name_prefix}: reconciliation mismatch"
+
+
+def _reconciliation_body(json_body: bool) -> str:
+    """What a mismatch alert says: the rate against its threshold and the counts."""
+    payload = "event.payload"
+    if json_body:
+        fields = {
+            "resource": "event.resource.id",
+            "rate": f"{payload}.rate",
+            "threshold": f"{payload}.threshold",
+            "problems": f"{payload}.problems",
+            "counts": f"({payload}.counts or {{}})",
+            "export": f"{payload}.export",
+            "automation": "automation.name",
+            "occurred": "(event.occurred.isoformat() if event.occurred else none)",
+        }
+        parts = ['"alert": "reconciliation"'] + [
+            f'"{k}": {{{{ {v}|tojson }}}}' for k, v in fields.items()
+        ]
+        return "{" + ", ".join(parts) + "}"
+    return (
+        f"Order-to-cash mismatch rate {{{{ {payload}.rate }}}} is above "
+        f"{{{{ {payload}.threshold }}}} ({{{{ {payload}.problems }}}} problems)\n"
+        f"{{% for k, v in ({payload}.counts or {{}}).items() %}}{{{{ k }}}}: {{{{ v }}}}\n"
+        "{% endfor %}"
+        f"Export: {{{{ {payload}.export }}}}"
+    )
+
+
+def _reconciliation_automation(block_id: UUID, name_prefix: str, json_body: bool):
+    from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+
+    return AutomationCore(
+        name=reconciliation_automation_name(name_prefix),
+        description="Notify when the order-to-cash mismatch rate is above its threshold, "
+        "as reported by reconcile-orders' interchange.reconciliation.mismatch event.",
+        enabled=True,
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "interchange.reconciliation.*"},
+            expect={RECONCILIATION_EVENT},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[SendNotification(
+            block_document_id=block_id,
+            subject="Interchange: order-to-cash mismatch rate {{ event.payload.rate }} "
+                    "above {{ event.payload.threshold }}",
+            body=_reconciliation_body(json_body),
+        )],
+    )
+
+
 # --- settings-driven entry point ---
 
 
@@ -407,7 +477,7 @@ class AlertSettings(BaseSettings):
 
 
 def apply_from_settings() -> list[UUID]:
-    """Ensure the block and both automations from ``INTERCHANGE_ALERT_*`` variables."""
+    """Ensure the block and the automations from ``INTERCHANGE_ALERT_*`` variables."""
     try:
         settings = AlertSettings()
     except ValidationError as exc:
@@ -432,7 +502,8 @@ def _main() -> int:
     except ConfigError as exc:
         print(f"interchange.alerts: {exc}", file=sys.stderr)
         return 2
-    names = automation_names(AlertSettings().name_prefix)
+    prefix = AlertSettings().name_prefix
+    names = automation_names(prefix)
     for name, automation_id in zip(names, ids, strict=True):
         print(f"automation {name!r}: {automation_id}")
     return 0

@@ -187,7 +187,7 @@ def test_ensure_automations_is_idempotent(prefect_server, receiver: AlertReceive
     try:
         assert first == second
         found = _automations_named(*automation_names(prefix))
-        assert len(found) == 3
+        assert len(found) == 4
         slow = next(a for a in found if a.name.endswith("slow runs"))
         assert slow.trigger.within.total_seconds() == 45  # replaced, not duplicated
     finally:
@@ -226,7 +226,7 @@ def test_module_entry_point_applies_settings(prefect_server, receiver: AlertRece
     assert done.returncode == 0, done.stderr
     found = _automations_named(*automation_names(prefix))
     try:
-        assert len(found) == 3
+        assert len(found) == 4
         assert {str(a.id) for a in found} <= set(done.stdout.split())
     finally:
         _delete_automations([a.id for a in found])
@@ -266,3 +266,47 @@ def test_schema_drift_event_sends_a_drift_alert(
     (alert,) = drift_alerts()
     assert (alert["source"], alert["added"], alert["missing"]) == ("testsrc", ["fax"], ["email"])
     assert alert["automation"] == automation_names(PREFIX)[2]
+
+
+def test_reconciliation_mismatch_event_sends_a_reconciliation_alert(
+    receiver: AlertReceiver, alert_automations: list[uuid.UUID]
+) -> None:
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    from interchange.alerts import reconciliation_automation_name
+
+    assert len(alert_automations) == 4
+    resource = f"interchange.reconciliation.test-{uuid.uuid4().hex[:6]}"
+    counts = {"orders_considered": 10, "unmatched_order": 2, "orphan_payment": 1}
+    emit_event(
+        event="interchange.reconciliation.mismatch",
+        resource={"prefect.resource.id": resource},
+        payload={"rate": 0.3, "threshold": 0.05, "problems": 3, "counts": counts,
+                 "export": "reconciliation-20260301T000000Z.csv"},
+    )
+    EventsWorker.drain_all(timeout=10)
+
+    def mismatch_alerts():
+        # Only this module's automation (other tests make their own with other prefixes).
+        return [a for a in receiver.snapshot()
+                if a.get("alert") == "reconciliation" and a.get("resource") == resource
+                and a.get("automation") == reconciliation_automation_name(PREFIX)]
+
+    wait_until(mismatch_alerts, timeout=20, interval=0.1)
+    (alert,) = mismatch_alerts()
+    assert (alert["rate"], alert["threshold"], alert["problems"]) == (0.3, 0.05, 3)
+    assert alert["counts"] == counts
+    assert alert["export"] == "reconciliation-20260301T000000Z.csv"
+    assert alert["automation"] == reconciliation_automation_name(PREFIX)
+
+
+def test_build_automations_includes_the_reconciliation_alert() -> None:
+    from interchange.alerts import build_automations, reconciliation_automation_name
+
+    built = build_automations(block_id=uuid.uuid4(), name_prefix="x")
+    assert [a.name for a in built] == list(automation_names("x"))
+    assert built[3].name == reconciliation_automation_name("x")
+    trigger = built[3].trigger
+    assert trigger.expect == {"interchange.reconciliation.mismatch"}
+    assert trigger.match.root == {"prefect.resource.id": "interchange.reconciliation.*"}
