@@ -272,3 +272,21 @@ class CustomerLink(SQLModel, table=True):
     matched_by: str = Field(max_length=16)
     pinned: bool = False
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EnrichmentPush(SQLModel, table=True):
+    """What the CRM enrichment last wrote to HubSpot for a golden customer, and when.
+
+    Written only after HubSpot accepted the values, so the next run sends exactly what
+    changed since (see :mod:`process_apis.enrichment`). ``email`` is the contact key the
+    values went to; ``properties`` the HubSpot property values as sent (strings).
+    """
+
+    __tablename__ = "enrichment_pushes"
+
+    golden_id: str = Field(primary_key=True, max_length=40)
+    email: str = Field(max_length=320)
+    properties: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=64)
+    hubspot_id: str | None = Field(default=None, max_length=40)
+    pushed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -66,6 +66,10 @@ DEFAULT_PROPERTIES = {
     "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
 }  # fmt: skip
 ALWAYS = ["createdate", "hs_lastmodifieddate", "hs_object_id"]
+# HubSpot-defined properties a custom property may not take the name of (a sample).
+BUILT_IN_PROPERTIES = {*DEFAULT_PROPERTIES["contacts"], *DEFAULT_PROPERTIES["companies"],
+                       *ALWAYS, "phone", "mobilephone", "country", "industry", "website",
+                       "lifecyclestage", "company", "associatedcompanyid"}
 
 
 class Knobs(BaseModel):
@@ -323,6 +327,39 @@ def create_app(
             rendered.append(item)
         return {"status": "COMPLETE", "results": rendered, "startedAt": started,
                 "completedAt": iso(int(time.time() * 1000))}  # fmt: skip
+
+    # -- Properties (custom property definitions) --------------------------------------
+
+    @app.get("/crm/v3/properties/{object_type}")
+    def list_properties(object_type: str) -> dict[str, Any]:
+        """The custom properties created through this API (built-ins are not listed)."""
+        _check_type(object_type)
+        return {"results": list((state.store.get_meta(f"properties:{object_type}")
+                                 or {}).values())}  # fmt: skip
+
+    @app.post("/crm/v3/properties/{object_type}", status_code=201)
+    async def create_property(object_type: str, request: Request) -> Any:
+        """Create a custom property; 409 ``OBJECT_ALREADY_EXISTS`` when the name is taken.
+        (The sandbox does not refuse unknown properties on writes, as HubSpot does.)"""
+        _check_type(object_type)
+        body = await _json(request)
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName")
+                   if not isinstance(body.get(k), str) or not body[k]]
+        if missing:
+            raise HubSpotError(400, f"Property is missing {', '.join(missing)}",
+                               "VALIDATION_ERROR")  # fmt: skip
+        key = f"properties:{object_type}"
+        with state.lock:
+            known = state.store.get_meta(key) or {}
+            if body["name"] in known or body["name"] in BUILT_IN_PROPERTIES:
+                return JSONResponse(error_body(
+                    f"Property named '{body['name']}' already exists.",
+                    "OBJECT_ALREADY_EXISTS"), 409)  # fmt: skip
+            now = iso(int(time.time() * 1000))
+            known[body["name"]] = {**body, "createdAt": now, "updatedAt": now,
+                                   "hubspotDefined": False}  # fmt: skip
+            state.store.set_meta(key, known)
+        return known[body["name"]]
 
     # -- OAuth ----------------------------------------------------------------------
 

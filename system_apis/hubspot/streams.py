@@ -44,6 +44,8 @@ Writes
 :func:`batch_upsert_contacts` - ``POST /crm/v3/objects/contacts/batch/upsert`` by
 ``idProperty`` (e-mail by default), :data:`MAX_BATCH_INPUTS` inputs per request. Upserting
 the same contacts again changes nothing, so it is idempotent and safe to retry.
+:func:`ensure_properties` - ``POST /crm/v3/properties/{type}`` for custom properties
+that do not exist yet (409 means it exists), so upserts may write them.
 
 Schema drift
 ------------
@@ -67,7 +69,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from interchange import drift
-from interchange.errors import ConfigError, SchemaError
+from interchange.errors import ConfigError, SchemaError, SourceHTTPError
 from interchange.http import SourceClient
 from interchange.records import schema_error
 from system_apis.hubspot.client import get_json, post_json
@@ -85,6 +87,7 @@ __all__ = [
     "StreamSpec",
     "batch_upsert_contacts",
     "diff_fields",
+    "ensure_properties",
     "fingerprint",
     "parse_record",
     "read_stream",
@@ -531,6 +534,36 @@ def batch_upsert_contacts(
                     {k: error.get(k) for k in ("status", "category", "message", "context")}
                 )
     return summary
+
+
+def ensure_properties(
+    client: SourceClient,
+    definitions: Sequence[Mapping[str, Any]],
+    *,
+    object_type: str = "contacts",
+) -> dict[str, list[str]]:
+    """Create the custom properties in ``definitions`` that do not exist yet.
+
+    ``POST /crm/v3/properties/{object_type}`` per definition (``name``, ``label``,
+    ``type``, ``fieldType``, ``groupName``); HubSpot's 409 (a property of that name
+    exists) counts as done, so repeating it is harmless. Needs the
+    ``crm.schemas.<object>.write`` scope. Returns ``{"created": [...], "existing":
+    [...]}`` (property names).
+    """
+    out: dict[str, list[str]] = {"created": [], "existing": []}
+    path = f"/crm/v3/properties/{object_type}"
+    for definition in definitions:
+        name = str(definition["name"])
+        try:
+            # idempotent by construction (a repeat answers 409), so safe to retry
+            post_json(client, path, dict(definition), idempotency_key=f"hubspot-property-{name}")
+        except SourceHTTPError as exc:
+            if exc.status_code != 409:
+                raise
+            out["existing"].append(name)
+        else:
+            out["created"].append(name)
+    return out
 
 
 def _as_property(value: Any) -> str | None:
