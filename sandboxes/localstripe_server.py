@@ -174,8 +174,25 @@ def install() -> web.Application:
         store.reindex()
         resources.StripeObject._api_list_all = classmethod(_list_all)
         resources.schedule_webhook = _schedule_webhook
+        resources.PaymentIntent._create_charge = _charge_with_metadata(
+            resources.PaymentIntent._create_charge)
         server.app.router.add_post(SEED_PATH, _seed_handler)
     return server.app
+
+
+def _charge_with_metadata(create_charge: Any) -> Any:
+    """Stripe copies a PaymentIntent's metadata into the charge its confirmation
+    creates (once); localstripe does not. Shops put their order reference there."""
+
+    def create(self: Any, on_failure_now: Any) -> None:
+        try:
+            create_charge(self, on_failure_now)
+        finally:  # a declined card raises, and its failed charge keeps the metadata too
+            charge = getattr(self, "latest_charge", None)
+            if charge is not None and not getattr(charge, "metadata", None):
+                charge.metadata = dict(self.metadata or {})
+
+    return create
 
 
 # -- seeding ----------------------------------------------------------------------------

@@ -341,13 +341,18 @@ def stripe_data(world: World) -> dict[str, Any]:
             "ref": f"w-cust-{p.index:05d}", "name": f"{p.first} {p.last}",
             "email": email, "phone": _international(p.phone),
             "address": {"country": p.country},
+            "created": int((BASE - timedelta(days=30)).timestamp()),
             "metadata": {"seed_ref": f"w-cust-{p.index:05d}"}})  # fmt: skip
+    placed = {o.number: o.placed_at for o in world.orders}
     payments = []
-    for c in world.charges:
+    for c in sorted(world.charges, key=lambda c: placed[c.paid_order]):
+        # Paid at checkout: a few minutes after the order was placed.
+        created = placed[c.paid_order] + timedelta(minutes=rng.randint(1, 20))
         metadata = {"channel": "web"}
         if c.order is not None:
             metadata["order_id"] = f"#{c.order}"
         payments.append({"ref": c.ref, "customer": f"w-cust-{c.person:05d}",
+                         "created": int(created.timestamp()),
                          "amount": c.amount, "currency": c.currency,
                          "card": "4242424242424242", "metadata": metadata})  # fmt: skip
     return {"customers": customers, "payments": payments, "refunds": []}

@@ -331,6 +331,14 @@ def test_official_stripe_sdk_works_against_the_launcher(fresh_localstripe: Local
     assert statuses <= {"succeeded", "requires_payment_method"}
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.retrieve("cus_doesnotexist")
+    # As on Stripe, confirming a PaymentIntent copies its metadata into the charge.
+    intent = client.v1.payment_intents.create(params={
+        "amount": 1250, "currency": "usd", "customer": extra[0].id,
+        "payment_method": "pm_card_visa", "metadata": {"order_id": "#1042"}})
+    intent = client.v1.payment_intents.confirm(intent.id)
+    latest = intent.latest_charge
+    charge = client.v1.charges.retrieve(latest if isinstance(latest, str) else latest.id)
+    assert charge.metadata["order_id"] == "#1042"
 
 
 def test_seeding_5000_customers_takes_seconds(fresh_localstripe: LocalStripe) -> None:

@@ -109,3 +109,22 @@ def test_the_world_synced_from_four_systems_is_its_people(world_hub):
             assert g.phone == current[g.email]
     names = {p.email: f"{p.first} {p.last}" for p in world.people}
     assert all(g.name == names[g.email] for g in goldens.values() if g.email in names)
+
+    # Order-to-cash over the same world: every charge matches its order - by the
+    # reference in its metadata, or (where the reference is missing) by customer,
+    # amount and time - but for the one charged 1.50 more than its order.
+    from flows.reconcile_orders import ReconcileParams, reconcile_orders
+    from flows.sync_inventory import SyncInventoryParams, sync_inventory
+
+    recon = reconcile_orders(ReconcileParams())
+    missing = len(exp["charges_without_order_ref"])
+    assert recon["matched_by_customer"] == missing
+    assert recon["amount_mismatch"] == 1
+    assert recon["matched_by_reference"] == exp["charges"] - missing - 1
+    assert (recon["unmatched_order"], recon["orphan_payment"]) == (0, 0)
+
+    # Stock: the ERP is the truth; exactly the SKUs whose shop stock drifted differ.
+    plan = sync_inventory(SyncInventoryParams(dry_run=True))
+    assert plan["changes"] == len(exp["drifted_skus"]) > 0
+    assert plan["in_sync"] == exp["items"] - len(exp["drifted_skus"])
+    assert plan["applied"] == 0
