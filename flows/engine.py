@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect import settings as prefect_settings
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
@@ -27,11 +28,18 @@ from prefect.futures import as_completed
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field, field_validator
 
-from interchange.errors import ConfigError, SourceClientError, SourceNotFound, StoreError
+from interchange.errors import (
+    ConfigError,
+    DataQualityError,
+    SourceClientError,
+    SourceNotFound,
+    StoreError,
+)
 from interchange.runtime import retry_if_retryable
 from interchange.settings import get_settings, get_source
 from interchange.store import migrate, session_scope
 from process_apis import events, hub, pipeline
+from process_apis.quality import RunQuality, referential
 
 # What a dead resume cursor looks like: undecodable (ConfigError) or refused.
 UNRESUMABLE = (ConfigError, SourceNotFound, SourceClientError)
@@ -229,13 +237,20 @@ def _add_http(total: dict[str, Any], batch: dict[str, Any]) -> None:
         total["statuses"][status] = total["statuses"].get(status, 0) + count
 
 
-def _collect_loads(run: _StreamRun, *, keep: int) -> None:
+def _collect_loads(run: _StreamRun, *, keep: int, quality: RunQuality | None = None) -> None:
     """Wait for this stream's oldest loads until at most ``keep`` are unfinished.
 
-    Loads finish in order, so the first error raised is the batch that failed.
+    Loads finish in order, so the first error raised is the batch that failed. A batch
+    over its quality threshold fails the run; its quality report is published first.
     """
     while len(run.loads) > keep:
-        run.totals.add(run.loads.pop(0).result())
+        try:
+            run.totals.add(run.loads.pop(0).result())
+        except DataQualityError as exc:
+            if quality is not None:
+                quality.gate_failures.append(str(exc))
+                _publish_quality(quality)
+            raise
 
 
 def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[str, Any]:
@@ -251,6 +266,7 @@ def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[st
     config = get_source(source)
     migrate()
     started = time.monotonic()
+    quality = RunQuality(source)  # started_at: what the referential pass checks from
 
     page_size = params.page_size or config.page_size
 
@@ -294,11 +310,12 @@ def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[st
         mark = time.perf_counter()
         processed = process_batch(source, run.stream, quote(batch.records), region)
         run.seconds["process"] += time.perf_counter() - mark
+        quality.add(processed)
         # Loads run in the background, one at a time per stream and in batch order
         # (each waits for the previous), while the next batch is being processed.
         # At most two are queued per stream, so a slow hub slows the run down
         # instead of piling batches up in memory.
-        _collect_loads(run, keep=1)
+        _collect_loads(run, keep=1, quality=quality)
         run.load = load_batch.submit(quote(processed), run.mode, quote(batch),
                                      params.max_invalid_ratio,
                                      wait_for=[run.load] if run.load else None)
@@ -323,7 +340,7 @@ def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[st
                 known.extend(n for n in names if n not in known)
         if run.pending is None:
             mark = time.perf_counter()
-            _collect_loads(run, keep=0)
+            _collect_loads(run, keep=0, quality=quality)
             run.seconds["waiting_for_loads"] = time.perf_counter() - mark
             _finish(source, run.stream, run.mode)
             active.remove(run)
@@ -332,19 +349,42 @@ def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[st
     linked = pipeline.link_orphans(source)
     if linked:
         logger.info("linked %d records to customers that landed after them", linked)
+    # Referential checks need every load of the run committed (streams land in any order).
+    quality.referential = referential.run_check(source, quality.started_at)
+    if quality.referential.total_orphans:
+        logger.warning("referential checks: %s orphans (landed, listed in the quality "
+                       "report)", quality.referential.orphans)
+    link = _publish_quality(quality)
     summary: dict[str, Any] = {run.stream: run.summary() for run in runs}
     summary["duration_seconds"] = round(time.monotonic() - started, 2)
-    _artifact(source, summary)
+    _artifact(source, summary, quality, quality_link=link)
     return summary
 
 
-def _artifact(source: str, summary: dict[str, Any]) -> None:
+def _publish_quality(quality: RunQuality) -> str:
+    """The run's quality report as a Prefect artifact (and a file); returns its UI link."""
+    markdown = quality.markdown()
+    artifact_id = create_markdown_artifact(
+        key=quality.key, markdown=markdown,
+        description="Records validated, passed and failed per check; referential orphans")
+    try:
+        quality.write(get_settings().home)
+    except OSError as exc:  # the artifact is the report; the file is a convenience
+        get_run_logger().warning("quality report file not written: %s", exc)
+    ui = prefect_settings.get_current_settings().ui_url
+    return f"{ui}/artifacts/artifact/{artifact_id}" if ui else ""
+
+
+def _artifact(source: str, summary: dict[str, Any], quality: RunQuality | None = None,
+              quality_link: str = "") -> None:
     rows = [
         f"| {name} | {s['mode']} | {s['read']} | {s['inserted'] + s['updated']} | "
         f"{s['unchanged']} | {s['quarantined']} | {s['http']['requests']} | "
         f"{s['http']['retries']} | {s['http']['mean_latency_ms']} |"
         for name, s in summary.items() if isinstance(s, dict)
     ]
+    totals = quality.totals if quality else {}
+    orphans = quality.referential.total_orphans if quality and quality.referential else 0
     create_markdown_artifact(
         # Artifact keys take lowercase letters, digits and dashes only.
         key=re.sub(r"[^a-z0-9-]+", "-", f"sync-{source}-summary".lower()),
@@ -357,6 +397,11 @@ def _artifact(source: str, summary: dict[str, Any]) -> None:
             *rows,
             "",
             f"Duration: {summary['duration_seconds']} s",
+            "",
+            f"Data quality: {totals.get('validated', 0)} validated, "
+            f"{totals.get('failed', 0)} failed a check, {orphans} referential orphans; "
+            f"report: artifact `{quality.key if quality else ''}`"
+            + (f" ([open]({quality_link}))" if quality_link else ""),
         ]),
         description="Records read, written and quarantined per stream",
     )

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     )
     sources_file: Path = Field(Path("sources.yaml"), description="Sources YAML file.")
     default_region: str = Field("US", description="Region for phone numbers without +CC.")
+    clock_skew_seconds: float = Field(
+        300.0, ge=0,
+        description="How far in the future a source timestamp may be before data quality "
+        "rejects it (clocks of sources and of this host disagree a little).",
+    )
     survivorship_file: Path | None = Field(
         None, description="Survivorship rules YAML (default: process_apis/survivorship.yaml)."
     )

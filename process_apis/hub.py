@@ -444,16 +444,55 @@ def resolve_quarantined(
 
 
 def open_quarantine(
-    session: Session, *, source: str, entity: str | None = None, ids: Sequence[int] | None = None
+    session: Session, *, source: str | None = None, entity: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[QuarantineRecord]:
-    query = select(QuarantineRecord).where(
-        QuarantineRecord.source == source, QuarantineRecord.status == QuarantineStatus.open
-    )
+    """Open quarantine rows (of one source, or all sources when ``source`` is None)."""
+    return list_quarantine(session, source=source, entity=entity, ids=ids,
+                           status=QuarantineStatus.open)
+
+
+def list_quarantine(
+    session: Session, *, source: str | None = None, entity: str | None = None,
+    status: str | None = None, ids: Sequence[int] | None = None,
+) -> list[QuarantineRecord]:
+    """Quarantine rows, oldest first, filtered by source, entity, status and ids."""
+    query = select(QuarantineRecord)
+    if source:
+        query = query.where(QuarantineRecord.source == source)
+    if status:
+        query = query.where(QuarantineRecord.status == status)
     if entity:
         query = query.where(QuarantineRecord.entity == entity)
     if ids:
         query = query.where(col(QuarantineRecord.id).in_(list(ids)))
     return list(session.exec(query.order_by(QuarantineRecord.id)).all())
+
+
+def quarantine_stats(session: Session, *, status: str | None = None) -> dict[str, Any]:
+    """Counts of quarantine rows by (source, entity, status) and by failed rule.
+
+    A row that broke several rules counts once per rule under ``by_rule``.
+    """
+    q = QuarantineRecord.__table__
+    by_status: list[dict[str, Any]] = []
+    query = sa.select(q.c.source, q.c.entity, q.c.status, sa.func.count()).group_by(
+        q.c.source, q.c.entity, q.c.status).order_by(q.c.source, q.c.entity, q.c.status)
+    if status:
+        query = query.where(q.c.status == status)
+    for source, entity, state, n in session.execute(query):
+        by_status.append({"source": source, "entity": entity, "status": state, "count": n})
+    rules: dict[tuple[str, str, str], int] = {}
+    query = sa.select(q.c.source, q.c.entity, q.c.failed_rules)
+    if status:
+        query = query.where(q.c.status == status)
+    for source, entity, failed in session.execute(query):
+        names = dict.fromkeys(str(f.get("check") or f.get("rule")) for f in failed or [])
+        for name in names:
+            rules[(source, entity, name)] = rules.get((source, entity, name), 0) + 1
+    by_rule = [{"source": s, "entity": e, "rule": r, "count": n}
+               for (s, e, r), n in sorted(rules.items())]
+    return {"by_status": by_status, "by_rule": by_rule}
 
 
 # --- watermarks and checkpoints ---------------------------------------------------
