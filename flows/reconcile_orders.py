@@ -94,7 +94,8 @@ def _summary(params: ReconcileParams, out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="reconcile-orders", log_prints=False)
+# Counts only (no record data, no secrets): kept so `make up` and callers can read them.
+@flow(name="reconcile-orders", log_prints=False, persist_result=True)
 def reconcile_orders(params: ReconcileParams = ReconcileParams()) -> dict[str, Any]:
     """Match orders to payments; returns counts, the rate and the CSV path (no record
     data beyond ids and amounts)."""

@@ -17,7 +17,8 @@ from interchange.store import migrate
 from process_apis.identity import resolve_task
 
 
-@flow(name="resolve-customers")
+# Counts only (no record data, no secrets): kept so `make up` and callers can read them.
+@flow(name="resolve-customers", persist_result=True)
 def resolve_customers() -> dict[str, Any]:
     """Resolve identities across sources; returns counts (ids and counts only)."""
     migrate()

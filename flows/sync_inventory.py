@@ -185,7 +185,8 @@ def _artifact(params: SyncInventoryParams, result: dict[str, Any], plan_: Invent
     )
 
 
-@flow(name="sync-inventory", log_prints=False)
+# Counts only (no record data, no secrets): kept so `make up` and callers can read them.
+@flow(name="sync-inventory", log_prints=False, persist_result=True)
 def sync_inventory(params: SyncInventoryParams = SyncInventoryParams()) -> dict[str, Any]:
     """Set Shopify's stock to the ERP's where they differ; returns counts (no record
     data, no secrets)."""

@@ -50,6 +50,7 @@ SHOPIFY_VAULT_PATH = "interchange/sources/shopify"
 FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-commerce/sync-commerce",
                "sync-erp/sync-erp"]
 AFTER_SYNCS = ["resolve-customers/resolve-customers"]
+THEN = ["reconcile-orders/reconcile-orders", "sync-inventory/sync-inventory"]
 
 
 class StackSettings(BaseSettings):
@@ -349,6 +350,11 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
                     *AFTER_SYNCS], pf_env, "the customer 360",
                    timeout=settings.sync_timeout_seconds + 60)
         facts["runs"].update(json.loads(run.strip().splitlines()[-1])["runs"])
+        _step("order-to-cash reconciliation and inventory sync (ERP stock -> Shopify)")
+        run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds),
+                    *THEN], pf_env, "reconciliation and inventory sync",
+                   timeout=settings.sync_timeout_seconds + 60)
+        facts["runs"].update(json.loads(run.strip().splitlines()[-1])["runs"])
         facts["world"] = world_facts
         key = json.loads(_run([py, "-m", "interchange.cli", "keys", "create", "--name",
                                f"demo-{int(time.time())}", "--scopes",
@@ -375,18 +381,38 @@ import json, sys, time
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 timeout, names = int(sys.argv[1]), sys.argv[2:]
+params = {"sync-inventory": {"params": {"dry_run": False}}}
 runs = {n: run_deployment(n, timeout=0, tags=["first-sync"],
-                          parameters={"params": {"mode": "full"}} if n.startswith("sync-")
-                          else {}) for n in names}
+                          parameters={"params": {"mode": "full"}} if n.startswith("sync-") and
+                          n.split("/")[0] not in params else params.get(n.split("/")[0], {}))
+        for n in names}
 deadline = time.monotonic() + timeout
+retries = {n: 0 for n in names}
 with get_client(sync_client=True) as client:
     while True:
         states = {n: client.read_flow_run(r.id).state for n, r in runs.items()}
-        if all(s and s.is_final() for s in states.values()) or time.monotonic() > deadline:
+        for n, state in states.items():
+            # A deployment that drops colliding runs (CANCEL_NEW) may drop ours while a
+            # triggered run is in flight: ask again once that one is done.
+            if state and state.is_cancelled() and retries[n] < 10:
+                retries[n] += 1
+                time.sleep(2)
+                runs[n] = run_deployment(n, timeout=0, tags=["first-sync"],
+                                         parameters=client.read_flow_run(runs[n].id).parameters)
+        if all(s and s.is_final() and not (s.is_cancelled() and retries[n] < 10)
+               for n, s in states.items()) or time.monotonic() > deadline:
             break
         time.sleep(1)
+def result(state):
+    try:  # flows that keep their (count-only) results: resolve, reconcile, inventory
+        value = state.result(raise_on_failure=False)
+        return value if isinstance(value, dict) else None
+    except Exception:
+        return None
 print(json.dumps({"runs": {n.split("/")[0]: {"name": runs[n].name,
-                  "state": states[n].type.value if states[n] else "UNKNOWN"} for n in names}}))
+                  "state": states[n].type.value if states[n] else "UNKNOWN",
+                  "result": result(states[n]) if states[n] else None} for n in names}},
+                 default=str))
 """
 
 _DROP_STALE_RUNS = """
@@ -463,10 +489,23 @@ def print_summary(facts: dict[str, Any]) -> None:
                   f"{facts['stock_levels']} stock levels; {facts['quarantined']} records "
                   "quarantined with their reasons.")
     world = facts.get("world") or {}
+    recon = (facts["runs"].get("reconcile-orders") or {}).get("result") or {}
+    stock = (facts["runs"].get("sync-inventory") or {}).get("result") or {}
     console.print(f"  customer 360: {facts['golden_customers']} golden customers from "
                   f"{facts['customers']} source records ({world.get('people', '?')} people "
                   f"in the seeded world, {world.get('golden_customers', '?')} with a valid "
                   "record).")
+    if recon:
+        console.print(f"  order-to-cash: {recon.get('matched_by_reference', 0)} payments "
+                      f"matched by order reference, {recon.get('matched_by_customer', 0)} by "
+                      f"customer and amount; {recon.get('problems', 0)} problems "
+                      f"({recon.get('amount_mismatch', 0)} amount mismatch, "
+                      f"{recon.get('unmatched_order', 0)} unpaid orders, "
+                      f"{recon.get('orphan_payment', 0)} orphan payments).")
+    if stock:
+        console.print(f"  inventory: {stock.get('applied', 0)} Shopify stock levels set from "
+                      f"the ERP, {stock.get('in_sync', 0)} already in sync, "
+                      f"{stock.get('low_stock', 0)} SKUs below their reorder point.")
     console.print()
     console.print(f"  Prefect UI       {facts['prefect_url']}")
     console.print(f"  API docs         {facts['api_url']}/docs")

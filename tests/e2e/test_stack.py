@@ -49,7 +49,7 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
     )
     lines: list[str] = []
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
@@ -86,6 +86,13 @@ def test_up_serves_the_synced_customers_and_ctrl_c_stops_everything(tmp_path):
         api = f"http://127.0.0.1:{env['INTERCHANGE_PREFECT_PORT']}/api"
         check_deployments_and_alerts(api)
         check_declarative_source_runs(api)
+        summary_lines = "\n".join(ln for ln in lines if "order-to-cash:" in ln
+                                  or "inventory:" in ln)
+        assert re.search(r"order-to-cash: \d+ payments matched by order reference, \d+ by "
+                         r"customer and amount; \d+ problems \(1 amount mismatch", output), output
+        assert re.search(r"inventory: \d+ Shopify stock levels set from the ERP", output), (
+            summary_lines)
+        check_stock_change_reaches_the_shop(api, tmp_path / "state" / "erp.db")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         rest, _ = proc.communicate(timeout=60)
@@ -154,6 +161,38 @@ def check_customer_360_follows_the_syncs(api: str) -> None:
         runs = httpx.post(f"{api}/flow_runs/filter", json=body).json()
         time.sleep(0.5)
     assert runs, "no resolve-customers run followed the syncs"
+
+
+def check_stock_change_reaches_the_shop(api: str, erp_db: Path) -> None:
+    """ERP stock moves -> sync-erp sees it and emits interchange.inventory.changed ->
+    the trigger in prefect.yaml runs sync-inventory -> exactly that level is set in
+    the Shopify sandbox."""
+    import sqlite3
+
+    with sqlite3.connect(erp_db) as conn:
+        sku, qty = conn.execute('SELECT "ITEM_NO", "QTY_ON_HAND" FROM "STOCK" '
+                                "WHERE \"WAREHOUSE\" = 'WH1' ORDER BY 1 LIMIT 1").fetchone()
+        conn.execute('UPDATE "STOCK" SET "QTY_ON_HAND" = ?, "LAST_MOD" = ? WHERE '
+                     '"ITEM_NO" = ? AND "WAREHOUSE" = ?',
+                     (qty + 17, time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime()),
+                      sku, "WH1"))
+    deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
+    started = httpx.post(f"{api}/deployments/{deployments['sync-erp']['id']}/create_flow_run",
+                         json={"parameters": {"params": {"mode": "incremental"}}}).json()
+    body = {"flow_runs": {"deployment_id": {"any_": [deployments["sync-inventory"]["id"]]},
+                          "start_time": {"after_": started["created"]},
+                          "state": {"type": {"any_": ["COMPLETED"]}}}}
+    deadline = time.monotonic() + 150
+    applied: list[str] = []
+    while time.monotonic() < deadline and not applied:
+        for run in httpx.post(f"{api}/flow_runs/filter", json=body).json():
+            logs = httpx.post(f"{api}/logs/filter", json={
+                "logs": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+            applied += [log["message"] for log in logs
+                        if log["message"].startswith("inventory sync:")
+                        and "'applied': 1," in log["message"]]
+        time.sleep(1)
+    assert applied, f"no triggered sync-inventory run applied the change to {sku}"
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
