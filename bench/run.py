@@ -23,14 +23,22 @@ own process, best of two alternating rounds (``--rounds``). Sandbox limits and t
 system APIs' outbound rate limits are set out of the way (see :mod:`bench.sources`).
 Target: system API records/s / baseline records/s >= 0.8 for each.
 
+**Process** (:mod:`bench.process`): identity resolution (first run, then the unchanged
+steady state) and order-to-cash reconciliation on a synthetic hub (SQLite file) of N/4
+and N customers (default 100,000, ``--customers``) with 2N orders and their payments,
+each step in its own process, best of ``--rounds`` rounds on a fresh copy. Target: CPU
+time at N / at N/4 <= 5.0 (linear = 4.0; wall time beside it); peak memory growth
+reported against flat (not a pass/fail: both steps hold their input in memory).
+``--only identity``, ``--only reconciliation`` or ``--only process`` (both).
+
 It prints records/s for both sides, their ratio and peak RSS, and writes
 ``bench/results.json`` (one entry per benchmark; the ratio under ``ratio``). A full
 run rewrites the file; a run with ``--only`` (or ``--single``) updates the entries it
 measured and keeps the others (Stripe entries are written only when both sizes ran).
 Exit status 1 when a target of what ran was missed.
 
-``python -m bench.run [--only stripe,hubspot,shopify,erp] [--n 5000] [--single]
-[--records 50000] [--rounds 2]``
+``python -m bench.run [--only stripe,hubspot,shopify,erp,identity,reconciliation,process]
+[--n 5000] [--single] [--records 50000] [--customers 100000] [--rounds 2]``
 """
 
 from __future__ import annotations
@@ -46,11 +54,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import process as bench_process
 from bench import sources as bench_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-BENCHMARKS = ("stripe", *bench_sources.SOURCES)
+BENCHMARKS = ("stripe", *bench_sources.SOURCES, *bench_process.BENCHMARKS)
+ALIASES = {"process": bench_process.BENCHMARKS}
 
 
 def _positive(text: str) -> int:
@@ -61,11 +71,14 @@ def _positive(text: str) -> int:
 
 
 def _names(text: str) -> list[str]:
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    names: list[str] = []
+    for name in (n.strip().lower() for n in text.split(",") if n.strip()):
+        names.extend(n for n in ALIASES.get(name, (name,)) if n not in names)
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown benchmark(s) {unknown}; choose from {','.join(BENCHMARKS)}")
+            f"unknown benchmark(s) {unknown}; choose from "
+            f"{','.join((*BENCHMARKS, *ALIASES))}")
     return names
 
 
@@ -251,7 +264,8 @@ def _write_results(results: list[dict], *, replace: bool) -> None:
 
 def main(sizes: list[int], only: list[str] | None = None,
          records: int = bench_sources.DEFAULT_RECORDS,
-         rounds: int = bench_sources.DEFAULT_ROUNDS) -> int:
+         rounds: int = bench_sources.DEFAULT_ROUNDS,
+         customers: int = bench_process.DEFAULT_CUSTOMERS) -> int:
     from interchange import prefect_server, vaultdev
     from tests.fixtures.common import free_port
 
@@ -262,20 +276,25 @@ def main(sizes: list[int], only: list[str] | None = None,
     root_token = secrets.token_urlsafe(16)
     stripe: list[dict] = []
     sources: list[dict] = []
+    process: list[dict] = []
+    wanted = [s for s in bench_sources.SOURCES if s in selected]
     try:
-        vault_port = free_port()
-        vault = vaultdev.start_dev_server(port=vault_port, root_token=root_token,
-                                          log_path=work / "openbao.log")
-        procs.append(vault)
-        vault_addr = f"http://127.0.0.1:{vault_port}"
-        vaultdev.wait_ready(vault_addr, proc=vault)
+        if "stripe" in selected or wanted:
+            vault_port = free_port()
+            vault = vaultdev.start_dev_server(port=vault_port, root_token=root_token,
+                                              log_path=work / "openbao.log")
+            procs.append(vault)
+            vault_addr = f"http://127.0.0.1:{vault_port}"
+            vaultdev.wait_ready(vault_addr, proc=vault)
 
         if "stripe" in selected:
             stripe = _bench_stripe(sizes, work, procs, vault_addr, root_token)
-        wanted = [s for s in bench_sources.SOURCES if s in selected]
         if wanted:
             sources = bench_sources.run(wanted, records, vault_addr=vault_addr,
                                         root_token=root_token, work=work, rounds=rounds)
+        steps = [s for s in bench_process.BENCHMARKS if s in selected]
+        if steps:
+            process = bench_process.run(steps, customers, work=work, rounds=rounds)
     finally:
         for p in reversed(procs):
             prefect_server.stop(p) if p is not None else None
@@ -291,8 +310,14 @@ def main(sizes: list[int], only: list[str] | None = None,
         print(f"{entry['name']}: ratio {entry['ratio']} >= {entry['target']}: "
               + ("met" if entry["met"] else "MISSED"))
         ok = ok and entry["met"]
-    if stripe or sources:
-        _write_results(stripe + sources, replace=only is None and bool(stripe))
+    for entry in process:
+        if "met" in entry:
+            print(f"{entry['name']}: CPU time x{entry['ratio']} <= {entry['target']}: "
+                  + ("met" if entry["met"] else "MISSED")
+                  + f"; peak memory x{entry['memory_ratio']} (flat = 1.0)")
+            ok = ok and entry["met"]
+    if stripe or sources or process:
+        _write_results(stripe + sources + process, replace=only is None and bool(stripe))
     else:
         print("bench/results.json left as it was")
     print(f"bench wall time {time.perf_counter() - started:.1f} s")
@@ -308,12 +333,16 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=5000, help="customers at the small size")
     parser.add_argument("--single", action="store_true", help="only N (no 4N, no memory check)")
     parser.add_argument("--only", type=_names,
-                        help=f"comma list of benchmarks to run ({','.join(BENCHMARKS)}; "
-                             "default all)")
+                        help="comma list of benchmarks to run "
+                             f"({','.join((*BENCHMARKS, *ALIASES))}; default all)")
     parser.add_argument("--records", type=_positive, default=bench_sources.DEFAULT_RECORDS,
                         help="records per source benchmark (default 50,000)")
     parser.add_argument("--rounds", type=_positive, default=bench_sources.DEFAULT_ROUNDS,
-                        help="alternating rounds per source benchmark; best one counts")
+                        help="rounds per source and process benchmark; best one counts")
+    parser.add_argument("--customers", type=_positive,
+                        default=bench_process.DEFAULT_CUSTOMERS,
+                        help="customers of the process benchmarks' big hub (default "
+                             "100,000; also run at a quarter of it)")
     args = parser.parse_args()
     if args.worker == "baseline":
         print(json.dumps(worker_baseline(args.url, args.key, args.db)))
@@ -321,4 +350,4 @@ if __name__ == "__main__":
         print(json.dumps(worker_pipeline()))
     else:
         sys.exit(main([args.n] if args.single else [args.n, 4 * args.n], args.only,
-                      args.records, args.rounds))
+                      args.records, args.rounds, args.customers))

@@ -33,17 +33,20 @@ merged (for domain events: ids only, no personal data).
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 import json
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlmodel import Session
 
 from interchange.errors import ConfigError
@@ -142,7 +145,21 @@ class ResolveResult:
                 "by_match": dict(self.by_match)}  # fmt: skip
 
 
-def _clusters(customers: list[Customer], pinned: dict[str, str]) -> list[list[Customer]]:
+class _Member(NamedTuple):
+    """A live source customer as matching and survivorship see it (a plain tuple: 100,000
+    of them cost a fraction of as many ORM objects)."""
+
+    id: str
+    source: str
+    source_id: str
+    email: str | None
+    name: str | None
+    phone: str | None
+    country: str | None
+    updated_at: dt.datetime
+
+
+def _clusters(customers: list[_Member], pinned: dict[str, str]) -> list[list[_Member]]:
     uf = _UnionFind()
     by_email: dict[str, str] = {}
     by_phone: dict[tuple[str, str], str] = {}
@@ -157,12 +174,12 @@ def _clusters(customers: list[Customer], pinned: dict[str, str]) -> list[list[Cu
         if c.phone and last:
             first = by_phone.setdefault((c.phone, last), c.id)
             uf.union(first, c.id)
-    groups: dict[str, list[Customer]] = defaultdict(list)
+    groups: dict[str, list[_Member]] = defaultdict(list)
     for c in customers:
         groups[uf.find(c.id)].append(c)
     # Pinned customers stay with the golden customer they were pinned to.
-    pinned_groups: dict[str, list[Customer]] = defaultdict(list)
-    out: list[list[Customer]] = []
+    pinned_groups: dict[str, list[_Member]] = defaultdict(list)
+    out: list[list[_Member]] = []
     for members in groups.values():
         if len(members) == 1 and members[0].id in pinned:
             pinned_groups[pinned[members[0].id]].append(members[0])
@@ -171,7 +188,7 @@ def _clusters(customers: list[Customer], pinned: dict[str, str]) -> list[list[Cu
     return out + list(pinned_groups.values())
 
 
-def _matched_by(c: Customer, members: list[Customer], pinned: dict[str, str]) -> str:
+def _matched_by(c: _Member, members: list[_Member], pinned: dict[str, str]) -> str:
     if c.id in pinned:
         return "pinned"
     if len(members) == 1:
@@ -181,15 +198,20 @@ def _matched_by(c: Customer, members: list[Customer], pinned: dict[str, str]) ->
     return "phone+name"
 
 
-def _survive(members: list[Customer], rules: dict[str, Rule]) -> tuple[dict[str, Any],
-                                                                      dict[str, Any]]:
+@functools.lru_cache(maxsize=64)
+def _rank(order: tuple[str, ...]) -> dict[str, int]:
+    return {s: i for i, s in enumerate(order)}
+
+
+def _survive(members: list[_Member], rules: dict[str, Rule]) -> tuple[dict[str, Any],
+                                                                     dict[str, Any]]:
     values: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     recent = sorted(members, key=lambda m: (m.updated_at, m.source, m.source_id), reverse=True)
     for name, rule in rules.items():
         candidates = [m for m in recent if getattr(m, name)]
         if rule.rule == "source_priority":
-            rank = {s: i for i, s in enumerate(rule.order)}
+            rank = _rank(rule.order)
             candidates.sort(key=lambda m: rank.get(m.source, len(rank)))  # stable: recency
         if candidates:
             best = candidates[0]
@@ -206,26 +228,86 @@ def _hash(values: dict[str, Any], provenance: dict[str, Any], members: int) -> s
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+# Rows are read and written this many at a time: Core rows and executemany, no ORM
+# objects, so memory is the matching input itself (see resolve).
+CHUNK_ROWS = 5_000
+
+
+def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
+    result = conn.execute(stmt.execution_options(yield_per=CHUNK_ROWS))
+    for partition in result.partitions():
+        yield from partition
+
+
+class _Batch:
+    """Parameter sets for one statement, executed ``CHUNK_ROWS`` at a time."""
+
+    def __init__(self, conn: Connection, stmt: Any) -> None:
+        self.conn, self.stmt = conn, stmt
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, **params: Any) -> None:
+        self.rows.append(params)
+        if len(self.rows) >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.conn.execute(self.stmt, self.rows)
+            self.rows = []
+
+
 def resolve(*, database_url: str | None = None, rules: dict[str, Rule] | None = None
             ) -> ResolveResult:  # fmt: skip
-    """Match every live hub customer into golden customers (one transaction)."""
+    """Match every live hub customer into golden customers (one transaction).
+
+    Customers, links and live golden customers are read as Core rows in chunks (only
+    the columns matching needs) and the changes written with executemany in chunks, so
+    time and memory grow with the number of customers and no more: the customers (as
+    tuples), their links and the live golden ids are held once each, as union-find
+    needs them all.
+    """
     rules = rules or load_rules()
     result = ResolveResult()
+    cust, lnk, gold = Customer.__table__, CustomerLink.__table__, GoldenCustomer.__table__
     with session_scope(database_url) as session:
-        customers = list(session.exec(select(Customer).where(  # type: ignore[call-overload]
-            Customer.deleted.is_(False))).scalars())  # fmt: skip
-        links = {link.customer_id: link for link in
-                 session.exec(select(CustomerLink)).scalars()}  # type: ignore[call-overload]
-        goldens = {g.id: g for g in session.exec(  # type: ignore[call-overload]
-            select(GoldenCustomer).where(GoldenCustomer.merged_into.is_(None))).scalars()}
-        pinned = {cid: link.golden_id for cid, link in links.items() if link.pinned}
-        before = {cid: link.golden_id for cid, link in links.items()}
+        conn = session.connection()
+        # Values repeated across rows (source, country, matched_by, a run's timestamp)
+        # are kept as one object each rather than one per row.
+        share: dict[Any, Any] = {}
+        one = share.setdefault
+        customers = [
+            _Member(cid, one(source, source), sid, email, name, phone, one(country, country),
+                    updated)
+            for cid, source, sid, email, name, phone, country, updated in _stream(
+                conn, select(cust.c.id, cust.c.source, cust.c.source_id, cust.c.email,
+                             cust.c.name, cust.c.phone, cust.c.country, cust.c.updated_at)
+                .where(cust.c.deleted.is_(False)))
+        ]  # fmt: skip
+        before: dict[str, str] = {}  # customer id -> golden id (every link)
+        how_before: dict[str, str] = {}
+        pinned: dict[str, str] = {}
+        for cid, gid, how, pin in _stream(conn, select(
+                lnk.c.customer_id, lnk.c.golden_id, lnk.c.matched_by, lnk.c.pinned)):
+            before[cid] = gid
+            how_before[cid] = one(how, how)
+            if pin:
+                pinned[cid] = gid
+        # Live golden customers: id -> (created_at, content_hash), in the table's order.
+        goldens = {gid: (one(created, created), digest) for gid, created, digest in _stream(
+            conn, select(gold.c.id, gold.c.created_at, gold.c.content_hash).where(
+                gold.c.merged_into.is_(None)))}
+        share.clear()
         clusters = _clusters(customers, pinned)
         result.customers = len(customers)
-        assignment = _assign(clusters, links, goldens)
+        assignment = _assign(clusters, before, goldens)
         now = utcnow()
+        new_golden = _Batch(conn, gold.insert())
+        changed_golden = _Batch(conn, update(gold).where(gold.c.id == bindparam("b_id")))
+        new_link = _Batch(conn, lnk.insert())
+        moved_link = _Batch(conn, update(lnk).where(lnk.c.customer_id == bindparam("b_id")))
         claimed: set[str] = set()
-        final: dict[int, str] = {}
+        final: list[str] = []
         matches: Counter[str] = Counter()
         for index, members in enumerate(clusters):
             gid = assignment.get(index)
@@ -233,75 +315,77 @@ def resolve(*, database_url: str | None = None, rules: dict[str, Rule] | None = 
             digest = _hash(values, provenance, len(members))
             if gid is None or gid not in goldens:
                 gid = gid or new_id("gld")
-                golden = GoldenCustomer(id=gid, provenance=provenance, members=len(members),
-                                        content_hash=digest, created_at=now, updated_at=now,
-                                        **values)  # fmt: skip
-                session.add(golden)
+                new_golden.add(id=gid, provenance=provenance, members=len(members),
+                               merged_into=None, content_hash=digest, created_at=now,
+                               updated_at=now, **values)  # fmt: skip
                 result.created.append(gid)
+            elif goldens[gid][1] != digest:
+                changed_golden.add(b_id=gid, provenance=provenance, members=len(members),
+                                   content_hash=digest, updated_at=now, **values)
+                result.updated.append(gid)
             else:
-                golden = goldens[gid]
-                if golden.content_hash != digest:
-                    for name, value in values.items():
-                        setattr(golden, name, value)
-                    golden.provenance, golden.members = provenance, len(members)
-                    golden.content_hash, golden.updated_at = digest, now
-                    session.add(golden)
-                    result.updated.append(gid)
-                else:
-                    result.unchanged += 1
+                result.unchanged += 1
             claimed.add(gid)
-            final[index] = gid
+            final.append(gid)
             for c in members:
                 how = _matched_by(c, members, pinned)
                 matches[how] += 1
-                link = links.get(c.id)
-                if link is None:
-                    session.add(CustomerLink(customer_id=c.id, golden_id=gid, matched_by=how,
-                                             updated_at=now))  # fmt: skip
-                elif (link.golden_id, link.matched_by) != (gid, how):
-                    link.golden_id, link.matched_by, link.updated_at = gid, how, now
-                    session.add(link)
+                old = before.get(c.id)
+                if old is None:
+                    new_link.add(customer_id=c.id, golden_id=gid, matched_by=how,
+                                 pinned=False, updated_at=now)  # fmt: skip
+                elif (old, how_before[c.id]) != (gid, how):
+                    moved_link.add(b_id=c.id, golden_id=gid, matched_by=how, updated_at=now)
+        for batch in (new_golden, changed_golden, new_link, moved_link):
+            batch.flush()
         # Golden customers left without members: absorbed by the cluster that took most
         # of their members (merged), or gone with their source records (deleted).
         moved: dict[str, Counter[str]] = defaultdict(Counter)
-        live = {c.id for c in customers}
         for index, members in enumerate(clusters):
             for c in members:
                 old = before.get(c.id)
                 if old is not None and old not in claimed:
                     moved[old][final[index]] += 1
-        for gid, golden in goldens.items():
+        merge = _Batch(conn, update(gold).where(gold.c.id == bindparam("b_id")))
+        gone: list[str] = []
+        for gid in goldens:
             if gid in claimed:
                 continue
             into = moved.get(gid)
             target = into.most_common(1)[0][0] if into else ""
             if target:
-                golden.merged_into, golden.members, golden.updated_at = target, 0, now
-                session.add(golden)
+                merge.add(b_id=gid, merged_into=target, members=0, updated_at=now)
                 result.merged.append((gid, target))
             else:
-                session.delete(golden)
-        stale = [cid for cid in links if cid not in live]
-        if stale:
-            session.execute(delete(CustomerLink).where(CustomerLink.customer_id.in_(stale)))
+                gone.append(gid)
+        merge.flush()
+        for start in range(0, len(gone), CHUNK_ROWS):
+            conn.execute(delete(gold).where(gold.c.id.in_(gone[start:start + CHUNK_ROWS])))
+        live = {c.id for c in customers}
+        stale = [cid for cid in before if cid not in live]
+        for start in range(0, len(stale), CHUNK_ROWS):
+            chunk = stale[start:start + CHUNK_ROWS]
+            conn.execute(delete(lnk).where(lnk.c.customer_id.in_(chunk)))
         # A merged golden's own merged-into pointers follow it (no chains to walk).
+        chains = _Batch(conn, update(gold).where(gold.c.merged_into == bindparam("b_absorbed"))
+                        .values(merged_into=bindparam("b_into")))
         for absorbed, into in result.merged:
-            session.execute(update(GoldenCustomer).where(
-                GoldenCustomer.merged_into == absorbed).values(merged_into=into))
+            chains.add(b_absorbed=absorbed, b_into=into)
+        chains.flush()
         result.golden = len(clusters)
         result.by_match = dict(matches)
     return result
 
 
-def _assign(clusters: list[list[Customer]], links: dict[str, CustomerLink],
-            goldens: dict[str, GoldenCustomer]) -> dict[int, str]:  # fmt: skip
+def _assign(clusters: list[list[_Member]], before: dict[str, str],
+            goldens: dict[str, tuple[dt.datetime, str]]) -> dict[int, str]:  # fmt: skip
     """Cluster index -> the golden id it keeps (see the module docstring)."""
     overlap: list[tuple[int, int, str, int]] = []
     for index, members in enumerate(clusters):
-        previous = Counter(links[c.id].golden_id for c in members if c.id in links)
+        previous = Counter(before[c.id] for c in members if c.id in before)
         for gid, count in previous.items():
             overlap.append((count, len(previous), gid, index))
-    created = {gid: (g.created_at, gid) for gid, g in goldens.items()}
+    created = {gid: (created_at, gid) for gid, (created_at, _) in goldens.items()}
     overlap.sort(key=lambda t: (-t[0], t[1], created.get(t[2], (utcnow(), t[2]))))
     taken: set[str] = set()
     out: dict[int, str] = {}
