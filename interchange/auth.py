@@ -156,6 +156,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._lock = threading.Lock()
         self._token: SecretStr | None = None
         self._expires_at = 0.0
+        self._lifetime = 0.0
         self.fetches = 0  # token requests made (a count, never a value)
 
     def __repr__(self) -> str:
@@ -165,7 +166,10 @@ class OAuth2ClientCredentials(httpx.Auth):
     __str__ = __repr__
 
     def _valid(self) -> SecretStr | None:
-        if self._token is not None and self._clock() < self._expires_at - self.margin:
+        # Refresh `margin` seconds early, but never more than half a token's life early:
+        # a 60-second token with a 60-second margin would otherwise never be reused.
+        early = min(self.margin, self._lifetime / 2)
+        if self._token is not None and self._clock() < self._expires_at - early:
             return self._token
         return None
 
@@ -179,7 +183,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             ):
                 return current
             self._token, lifetime = self._fetch(force_reread=rejected is not None)
-            self._expires_at = self._clock() + lifetime
+            self._expires_at, self._lifetime = self._clock() + lifetime, lifetime
             return self._token
 
     def _fetch(self, *, force_reread: bool) -> tuple[SecretStr, float]:

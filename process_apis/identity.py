@@ -354,13 +354,19 @@ def resolve(*, database_url: str | None = None, rules: dict[str, Rule] | None = 
             into = moved.get(gid)
             target = into.most_common(1)[0][0] if into else ""
             if target:
-                merge.add(b_id=gid, merged_into=target, members=0, updated_at=now)
+                # Only the pointer stays: the absorbed record's personal data goes (the
+                # golden customer it joined holds the current values).
+                merge.add(b_id=gid, merged_into=target, members=0, updated_at=now,
+                          email=None, name=None, phone=None, country=None, provenance={},
+                          content_hash="")  # fmt: skip
                 result.merged.append((gid, target))
             else:
                 gone.append(gid)
         merge.flush()
         for start in range(0, len(gone), CHUNK_ROWS):
-            conn.execute(delete(gold).where(gold.c.id.in_(gone[start:start + CHUNK_ROWS])))
+            chunk = gone[start:start + CHUNK_ROWS]
+            # Pointers to a deleted golden customer lead nowhere: they go with it.
+            conn.execute(delete(gold).where(gold.c.id.in_(chunk) | gold.c.merged_into.in_(chunk)))
         live = {c.id for c in customers}
         stale = [cid for cid in before if cid not in live]
         for start in range(0, len(stale), CHUNK_ROWS):
@@ -433,7 +439,9 @@ def golden_view(session: Session, golden_id: str) -> dict[str, Any] | None:
     if golden is None:
         return None
     if golden.merged_into:
-        golden = session.get(GoldenCustomer, golden.merged_into) or golden
+        golden = session.get(GoldenCustomer, golden.merged_into)
+        if golden is None:
+            return None
     members = session.exec(select(Customer).join(  # type: ignore[call-overload]
         CustomerLink, CustomerLink.customer_id == Customer.id).where(
         CustomerLink.golden_id == golden.id)).scalars().all()

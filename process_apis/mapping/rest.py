@@ -26,6 +26,7 @@ is quarantined with the reason; fields not named here stay in the raw payload.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,7 +160,10 @@ class _StreamMapping:
                 {"rule": "required", "message": f"{f} ({_paths(self.spec.fields[f])}) is missing"}
                 for f in missing])  # fmt: skip
         build: Callable[[dict[str, Any], str, str], Any] = getattr(self, self.entity)
-        return build(raw, sid, region)
+        try:
+            return build(raw, sid, region)
+        except RuleViolation as exc:  # a check outside collect(): still this record's reject
+            raise MappingFailed([exc.as_dict()]) from None
 
 
 class RestMapping:
@@ -197,12 +201,22 @@ class RestMapping:
             try:
                 record = mapping.map(raw, default_region)
             except MappingFailed as exc:
-                result.rejected.append(
-                    Rejected(record_key(mapping.spec, raw), raw, exc.violations))
+                result.rejected.append(Rejected(reject_id(mapping.spec, raw), raw,
+                                                exc.violations))  # fmt: skip
             else:
                 result.records.append(record)
                 result.raws.append(raw)
         return result
+
+
+def reject_id(spec: RestStream, raw: dict[str, Any]) -> str:
+    """The quarantine id of a rejected record: its key, or - without one - a digest of the
+    record, so keyless rejects stay apart (and the same record stays one row)."""
+    key = record_key(spec, raw)
+    if key:
+        return key
+    body = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    return "missing-key:" + hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 _CACHE: dict[str, RestMapping] = {}

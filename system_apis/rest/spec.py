@@ -51,7 +51,14 @@ import functools
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from interchange.errors import ConfigError
 from interchange.settings import SourceConfig
@@ -188,9 +195,21 @@ class RestSource(_Spec):
     @classmethod
     def _no_auth_headers(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if name.lower() in ("authorization", "cookie", "proxy-authorization"):
-                raise ValueError(f"{name} cannot be set here: secrets come from Vault")
+            lowered = name.lower()
+            if lowered in ("authorization", "cookie", "proxy-authorization") or any(
+                    word in lowered for word in ("key", "token", "secret", "auth",
+                                                 "password")):  # fmt: skip
+                raise ValueError(f"{name} cannot be set here: credentials come from Vault "
+                                 "(name the header in auth:)")  # fmt: skip
         return value
+
+    @model_validator(mode="after")
+    def _auth_header_not_in_headers(self) -> RestSource:
+        header = getattr(self.auth, "header", None)
+        if header and header.lower() in {h.lower() for h in self.headers}:
+            raise ValueError(f"headers: {header} is the auth header; its value comes from "
+                             "Vault")  # fmt: skip
+        return self
 
 
 def rest_spec(config: SourceConfig) -> RestSource:

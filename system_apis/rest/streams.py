@@ -18,6 +18,7 @@ source was paged) are removed by the stream's ``primary_key`` (:func:`record_key
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -72,8 +73,11 @@ def _decode(text: str, stream: str, mode: str) -> tuple[int | None, PageRequest 
             params = following.get("params") or {}
             if not isinstance(params, dict):
                 raise ValueError("params is not an object")
-            request = PageRequest(following["path"], {str(k): str(v) for k, v in
-                                                      params.items()})  # fmt: skip
+            path = following["path"]
+            if "://" in path or path.startswith("/"):
+                raise ValueError("the next request leaves the base URL")
+            request = PageRequest(path, {str(k): str(v) for k, v in
+                                         params.items()})  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise InvalidCursor(f"not a REST stream cursor ({exc})") from None
     if body.get("stream") != stream:
@@ -167,7 +171,14 @@ def _read(client: SourceClient, source: RestSource, stream: str, spec: RestStrea
     if request is None:
         yield Page([], _encode(stream, mode, since, None), None, False)
         return
+    previous: str | None = None
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     while request is not None:
+        key = (request.path, tuple(sorted(request.params.items())))
+        if key in seen:  # a cursor that cycles (A -> B -> A)
+            raise SchemaError(f"{source.name}/{stream}: the paginator came back to a page "
+                              "it already read; check its settings")  # fmt: skip
+        seen.add(key)
         response = client.request("GET", request.path, params=request.params)
         try:
             body = orjson.loads(response.content)
@@ -181,10 +192,24 @@ def _read(client: SourceClient, source: RestSource, stream: str, spec: RestStrea
             if not isinstance(item, dict):
                 raise SchemaError(f"{source.name}: GET {request.path}: record {i} is not "
                                   "an object")  # fmt: skip
+        # An API that ignores the paging parameter (a misspelt offset, say) answers the
+        # same page again and again: stop with a clear error instead of looping forever.
+        fingerprint_ = _page_digest(spec, records)
+        if records and fingerprint_ == previous:
+            raise SchemaError(f"{source.name}/{stream}: GET {request.path} answered the same "
+                              "page twice; does the API take the paginator's parameters?")
+        previous = fingerprint_
         following = paginator.next(request, response, body, records, size)
         yield Page(records, _encode(stream, mode, since, following),
                    _high_water(spec, records), following is not None)  # fmt: skip
         request = following
+
+
+def _page_digest(spec: RestStream, records: list[dict[str, Any]]) -> str:
+    keys = [record_key(spec, r) for r in records]
+    if not all(keys):
+        keys = [json.dumps(r, sort_keys=True, default=str) for r in records]
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
 def _high_water(spec: RestStream, records: list[dict[str, Any]]) -> int | None:
@@ -196,11 +221,14 @@ def _high_water(spec: RestStream, records: list[dict[str, Any]]) -> int | None:
 
 
 def record_key(spec: RestStream, record: Mapping[str, Any]) -> str:
-    """The record's primary key as a string (``a:b`` for a compound key); '' if absent."""
+    """The record's primary key as a string (a JSON list for a compound key); '' if absent."""
     parts = [dig(record, name) for name in spec.key_fields]
     if any(p is None or p == "" for p in parts):
         return ""
-    return ":".join(str(p) for p in parts)
+    if len(parts) == 1:
+        return str(parts[0])
+    # JSON, not "a:b": ("a:b", "c") and ("a", "b:c") must stay two records.
+    return json.dumps([str(p) for p in parts], separators=(",", ":"))
 
 
 def _expand(name: str, value: Any) -> Iterable[tuple[str, Any]]:

@@ -107,6 +107,17 @@ def test_an_email_change_moves_the_record_and_merges_keep_the_older_id(hub_url):
     assert set(golden_of(hub_url).values()) == {gc}
     with session_scope(hub_url) as s:
         assert identity.golden_view(s, ga)["golden"].id == gc  # the old id still leads
+        absorbed = s.get(GoldenCustomer, ga)
+        # only the pointer is kept, not the absorbed record's personal data
+        assert (absorbed.email, absorbed.name, absorbed.phone, absorbed.provenance) == (
+            None, None, None, {})
+    # Every source record gone (an erasure): the golden customer and pointers to it go.
+    for source, sid in (("hubspot", "1"), ("shopify", "1"), ("stripe", "c")):
+        add(hub_url, source, sid, deleted=True, minutes=30)
+    identity.resolve(database_url=hub_url)
+    with session_scope(hub_url) as s:
+        assert s.exec(select(GoldenCustomer)).all() == []
+        assert identity.golden_view(s, ga) is None
 
 
 def test_a_wrong_merge_is_undone_and_stays_undone(hub_url):

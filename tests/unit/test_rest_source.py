@@ -100,8 +100,26 @@ def test_json_cursor_stops_on_a_repeated_cursor_or_an_empty_page():
 
     cfg = config({"people": {"path": "people", "records": "results", "paginator": {
         "type": "json_cursor", "cursor_path": "next", "param": "cursor"}}})
-    pages = run(cfg, handler)
-    assert len(calls) == 2 and not pages[-1].has_more  # the API looped: we did not
+    with pytest.raises(SchemaError, match="same page twice"):  # the API looped: we do not
+        run(cfg, handler)
+    assert len(calls) == 2
+
+    def cycling(request: httpx.Request) -> httpx.Response:  # A -> B -> A -> ...
+        cursor = request.url.params.get("cursor", "A")
+        start = {"A": 0, "B": 2}[cursor]
+        return httpx.Response(200, json={"results": people(start, 2),
+                                         "next": "B" if cursor == "A" else "A"})
+
+    with pytest.raises(SchemaError, match="came back"):
+        run(cfg, cycling)
+
+    def ignores_offset(request: httpx.Request) -> httpx.Response:  # expects "skip"
+        return httpx.Response(200, json={"results": people(0, 10)})
+
+    offset = config({"people": {"path": "people", "records": "results",
+                                "paginator": {"type": "offset"}}})
+    with pytest.raises(SchemaError, match="paginator's parameters"):
+        run(offset, ignores_offset, page_size=10)
 
     def empty(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"results": [], "next": "more"})
@@ -343,8 +361,24 @@ def test_oauth2_client_credentials_fetches_once_and_refreshes_on_401():
         assert server.issued == ["at-0", "at-1"]
 
 
+def test_oauth2_short_lived_tokens_are_reused_for_half_their_life():
+    now = [0.0]
+    server = TokenServer(lifetime=60)  # as long as the default 60 s margin
+    cfg = config({"people": {"path": "people", "records": "items",
+                             "paginator": {"type": "link_header"}}}, auth=OAUTH)
+    with rest_client(cfg, secrets=Secrets(CLIENT), transport=httpx.MockTransport(server)) as c:
+        c.http.auth._clock = lambda: now[0]
+        for t in (0, 10, 29):
+            now[0] = t
+            list(read_stream(c, c.spec, "people"))
+        assert server.issued == ["at-0"]
+        now[0] = 31  # past half its life: refreshed before it can expire mid-request
+        list(read_stream(c, c.spec, "people"))
+        assert server.issued == ["at-0", "at-1"]
+
+
 def test_oauth2_refreshes_before_expiry_and_reports_a_refused_client_cleanly():
-    server = TokenServer(lifetime=30)  # inside the 60 s margin: every request refreshes
+    server = TokenServer(lifetime=30)
     cfg = config({"people": {"path": "people", "records": "items",
                              "paginator": {"type": "link_header"}}},
                  auth={**OAUTH, "client_auth": "body"})
@@ -375,10 +409,14 @@ def test_a_bad_description_is_named(streams, auth, message):
     assert "source 'demo'" in str(err.value)
 
 
-def test_auth_headers_cannot_be_written_into_yaml():
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer x"},
+                                     {"X-Api-Key": "sk_live_x"}, {"X-Auth-Token": "t"}])
+def test_credentials_cannot_be_written_into_yaml(headers):
     with pytest.raises(ConfigError, match="Vault"):
         rest_spec(config({"p": {"path": "p", "paginator": {"type": "offset"}}},
-                         headers={"Authorization": "Bearer x"}))
+                         headers=headers))
+    assert rest_spec(config({"p": {"path": "p", "paginator": {"type": "offset"}}},
+                            headers={"Accept-Language": "en"})).headers
 
 
 def test_page_size_above_the_streams_maximum_is_refused():
@@ -417,10 +455,20 @@ def test_mapping_applies_canonical_rules_and_quarantines_with_reasons():
     result = for_source(cfg).map_records("people", raws, default_region="US")
     [ann] = result.records
     assert (ann.source, ann.source_id, ann.email, ann.phone, ann.country, ann.name) == (
-        "demo", "1:7", "ann@example.com", "+442079460018", "GB", "Ann Lee")
+        "demo", '["1","7"]', "ann@example.com", "+442079460018", "GB", "Ann Lee")
     assert ann.source_created_at.isoformat() == "2026-01-02T02:04:05+00:00"
     reasons = {r.source_id: [f["rule"] for f in r.failed_rules] for r in result.rejected}
-    assert reasons == {"1:8": ["required"], "": ["schema"]}
+    keyless = next(k for k in reasons if k.startswith("missing-key:"))
+    assert reasons == {'["1","8"]': ["required"], keyless: ["schema"]}
+    # Keyless rejects stay apart (one quarantine row each), the same one keeps its id;
+    # a bad flag is that record's reject, not the batch's crash.
+    more = for_source(cfg).map_records("people", [
+        {"org": 1, "contact": {"email": "y@example.com"}}, raws[2], raws[2]])
+    assert len({r.source_id for r in more.rejected}) == 2 and keyless in {
+        r.source_id for r in more.rejected}
+    flagged = for_source(mapping_config(entity="customer", fields={"deleted": "gone"}))
+    bad = flagged.map_records("people", [{"id": 1, "gone": "2024-01-01T00:00:00Z"}])
+    assert [f["rule"] for f in bad.rejected[0].failed_rules] == ["boolean.valid"]
 
 
 def test_mapping_description_errors():
