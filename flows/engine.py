@@ -161,7 +161,7 @@ def load_batch(
         processed, mode=mode, cursor=batch.cursor, high_water=batch.high_water,
         pages=batch.pages, max_invalid_ratio=max_invalid_ratio,
     )
-    events.emit(outcome.events)  # committed: now the hub can announce what it holds
+    events.emit(events.immediate(outcome.events))  # committed: the hub can announce it
     return outcome
 
 
@@ -214,6 +214,7 @@ class _StreamRun:
     http: dict[str, Any] = field(default_factory=lambda: {
         "requests": 0, "retries": 0, "mean_latency_ms": 0.0, "statuses": {}})
     drift: dict[str, list[str]] = field(default_factory=dict)
+    stock_events: list[Any] = field(default_factory=list)  # sent once the stream is done
     seconds: dict[str, float] = field(
         default_factory=lambda: {"waiting_for_source": 0.0, "process": 0.0}
     )
@@ -245,7 +246,10 @@ def _collect_loads(run: _StreamRun, *, keep: int, quality: RunQuality | None = N
     """
     while len(run.loads) > keep:
         try:
-            run.totals.add(run.loads.pop(0).result())
+            outcome = run.loads.pop(0).result()
+            run.totals.add(outcome)
+            run.stock_events.extend(e for e in outcome.events
+                                    if e.event == events.INVENTORY_CHANGED)
         except DataQualityError as exc:
             if quality is not None:
                 quality.gate_failures.append(str(exc))
@@ -343,6 +347,7 @@ def run_sync(source: str, streams: list[str], params: SyncParamsBase) -> dict[st
             _collect_loads(run, keep=0, quality=quality)
             run.seconds["waiting_for_loads"] = time.perf_counter() - mark
             _finish(source, run.stream, run.mode)
+            events.emit(events.merge_stock(run.stock_events))  # complete stock: once
             active.remove(run)
             logger.info("%s: %s", run.stream, run.summary())
 

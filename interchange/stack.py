@@ -49,8 +49,10 @@ SHOPIFY_VAULT_PATH = "interchange/sources/shopify"
 # then what runs over their results.
 FIRST_SYNCS = ["sync-stripe/sync-stripe", "sync-crm/sync-crm", "sync-commerce/sync-commerce",
                "sync-erp/sync-erp"]
-AFTER_SYNCS = ["resolve-customers/resolve-customers"]
-THEN = ["reconcile-orders/reconcile-orders", "sync-inventory/sync-inventory"]
+# The customer 360 and the stock push need only the syncs; reconciliation matches
+# payments to orders through the golden customers, so it runs after them.
+AFTER_SYNCS = ["resolve-customers/resolve-customers", "sync-inventory/sync-inventory"]
+THEN = ["reconcile-orders/reconcile-orders"]
 
 
 class StackSettings(BaseSettings):
@@ -345,14 +347,14 @@ def start(settings: StackSettings) -> tuple[Stack, dict[str, str]]:
                    timeout=settings.sync_timeout_seconds + 60)
         facts = json.loads(run.strip().splitlines()[-1])
         # Then the process layer over what the syncs landed: the customer 360.
-        _step("customer 360: resolve-customers through the Prefect server")
+        _step("customer 360 (resolve-customers) and inventory sync (ERP stock -> Shopify)")
         run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds),
                     *AFTER_SYNCS], pf_env, "the customer 360",
                    timeout=settings.sync_timeout_seconds + 60)
         facts["runs"].update(json.loads(run.strip().splitlines()[-1])["runs"])
-        _step("order-to-cash reconciliation and inventory sync (ERP stock -> Shopify)")
+        _step("order-to-cash reconciliation (reconcile-orders)")
         run = _run([py, "-c", _RUN_FIRST_SYNC, str(settings.sync_timeout_seconds),
-                    *THEN], pf_env, "reconciliation and inventory sync",
+                    *THEN], pf_env, "the reconciliation",
                    timeout=settings.sync_timeout_seconds + 60)
         facts["runs"].update(json.loads(run.strip().splitlines()[-1])["runs"])
         facts["world"] = world_facts
@@ -391,16 +393,19 @@ retries = {n: 0 for n in names}
 with get_client(sync_client=True) as client:
     while True:
         states = {n: client.read_flow_run(r.id).state for n, r in runs.items()}
+        resubmitted = False
         for n, state in states.items():
-            # A deployment that drops colliding runs (CANCEL_NEW) may drop ours while a
-            # triggered run is in flight: ask again once that one is done.
+            # A deployment that drops colliding runs (CANCEL_NEW) drops ours while a
+            # triggered run is in flight: ask again (a few times) once that one is done.
             if state and state.is_cancelled() and retries[n] < 10:
                 retries[n] += 1
+                resubmitted = True
                 time.sleep(2)
                 runs[n] = run_deployment(n, timeout=0, tags=["first-sync"],
                                          parameters=client.read_flow_run(runs[n].id).parameters)
-        if all(s and s.is_final() and not (s.is_cancelled() and retries[n] < 10)
-               for n, s in states.items()) or time.monotonic() > deadline:
+        if resubmitted:
+            continue  # judge the new runs, not the cancelled ones
+        if all(s and s.is_final() for s in states.values()) or time.monotonic() > deadline:
             break
         time.sleep(1)
 def result(state):

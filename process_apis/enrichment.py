@@ -296,6 +296,7 @@ class ChunkResult:
     unchanged: int = 0
     skipped_no_email: int = 0
     skipped_no_activity: int = 0
+    skipped_shared_email: int = 0  # two live golden customers, one contact: not guessed
     ltv_other_currency: int = 0
     failed: int = 0
     deferred: int = 0  # changed but over the run's limit or after a failed call
@@ -308,7 +309,8 @@ class ChunkResult:
     next_after: str | None = None
 
     COUNTS = ("computed", "changed", "pushed", "unchanged", "skipped_no_email",
-              "skipped_no_activity", "ltv_other_currency", "failed", "deferred",
+              "skipped_no_activity", "skipped_shared_email", "ltv_other_currency", "failed",
+              "deferred",
               "batches", "created", "requests")  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -347,11 +349,17 @@ def enrich_chunk(
         if not metrics:
             return result
         last = _last_pushes(conn, [m.golden_id for m in metrics])
+        shared = _shared_emails(conn, [m.email for m in metrics if m.email])
     result.computed = len(metrics)
     result.next_after = metrics[-1].golden_id
     for m in metrics:
         if not m.email:
             result.skipped_no_email += 1
+            continue
+        if m.email.strip().lower() in shared:
+            # A split (undone merge) can leave two golden customers on one e-mail; both
+            # would upsert the same contact, the last one winning. Counted, not pushed.
+            result.skipped_shared_email += 1
             continue
         before = last.get(m.golden_id)
         if before is None and not m.active:
@@ -378,6 +386,22 @@ def enrich_chunk(
         with hubspot_client(get_source(source)) as own:
             _push(own, todo, result, database_url=database_url)
     return result
+
+
+def _shared_emails(conn: sa.Connection, emails: list[str]) -> set[str]:
+    """Those of ``emails`` that more than one live golden customer has (lower-cased)."""
+    if not emails:
+        return set()
+    goldens = GoldenCustomer.__table__
+    email = sa.func.lower(goldens.c.email)
+    wanted = sorted({e.strip().lower() for e in emails})
+    out: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        out.update(row[0] for row in conn.execute(
+            sa.select(email).where(goldens.c.merged_into.is_(None),
+                                   email.in_(wanted[start:start + 500]))
+            .group_by(email).having(sa.func.count() > 1)))  # fmt: skip
+    return out
 
 
 def _push(client: SourceClient, todo: Sequence[tuple[str, str, dict[str, str], dict[str, str]]],

@@ -4,9 +4,11 @@
   ``interchange.order.<hub id>``, related to its customer record).
 * ``interchange.payment.succeeded`` / ``interchange.payment.failed`` - a payment the hub
   had not seen, by its status. (An update of a known payment is not a new fact.)
-* ``interchange.inventory.changed`` - one per loaded batch in which stock levels moved,
-  resource ``interchange.inventory.<source>``, payload the SKUs that moved: what the
-  inventory sync subscribes to (prefect.yaml triggers on the ERP's).
+* ``interchange.inventory.changed`` - stock levels moved, resource
+  ``interchange.inventory.<source>``, payload the SKUs that moved: what the inventory
+  sync subscribes to (prefect.yaml triggers on the ERP's). Built per batch, sent once
+  per stream run (:func:`merge_stock`): a SKU's warehouses may load in different
+  batches, and a push of half its stock would be wrong.
 * ``interchange.customer.created/updated/merged`` come from identity resolution
   (:mod:`process_apis.identity`), where golden customers are made.
 
@@ -96,6 +98,35 @@ def for_load(session: Session, entity: str, source: str, inserted: list[str],
              "interchange.source": source},
             {"source": source, "levels": len(inserted) + len(updated),
              "sku_count": len(ordered), "skus": ordered[:MAX_SKUS]}))  # fmt: skip
+    return out
+
+
+def immediate(events: list[DomainEvent]) -> list[DomainEvent]:
+    """The events to send as soon as their batch is committed: all but stock moves,
+    which are only true once every warehouse of a SKU has loaded (:func:`merge_stock`)."""
+    return [e for e in events if e.event != INVENTORY_CHANGED]
+
+
+def merge_stock(events: list[DomainEvent]) -> list[DomainEvent]:
+    """One ``inventory.changed`` per source for a whole stream run (its batches' SKUs):
+    what the inventory sync subscribes to, so it sees complete stock, once per run."""
+    by_source: dict[str, tuple[set[str], int, int]] = {}
+    for e in events:
+        if e.event != INVENTORY_CHANGED:
+            continue
+        skus, levels, count = by_source.get(e.payload["source"], (set(), 0, 0))
+        skus.update(e.payload["skus"])
+        by_source[e.payload["source"]] = (skus, levels + e.payload["levels"],
+                                          count + e.payload["sku_count"])
+    out = []
+    for source, (skus, levels, count) in sorted(by_source.items()):
+        ordered = sorted(skus)
+        out.append(DomainEvent(
+            INVENTORY_CHANGED,
+            {"prefect.resource.id": f"interchange.inventory.{source}",
+             "interchange.source": source},
+            {"source": source, "levels": levels, "sku_count": max(count, len(ordered)),
+             "skus": ordered[:MAX_SKUS]}))  # fmt: skip
     return out
 
 

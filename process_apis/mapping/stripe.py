@@ -8,6 +8,7 @@ Stripe has one, else in the configured default region.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from process_apis.canonical import rules
@@ -93,13 +94,20 @@ def _payment(model: Any, *, kind: str, related: Any, customer: Any) -> Canonical
 ORDER_REF_KEYS = ("order_id", "order_number", "order_ref", "order")
 
 
+# An order reference looks like "#1042", "ORD-1042" or an id: anything else (an e-mail
+# typed into the field, a formula) is not one, and would only carry personal data or
+# spreadsheet formulas into exports and events.
+_ORDER_REF = re.compile(r"^[A-Za-z0-9#:_/. -]{1,64}$")
+
+
 def _order_ref(model: Any) -> str | None:
     """The order a charge pays, from the metadata keys shops conventionally set."""
     metadata = _attr(model, "metadata") or {}
     for key in ORDER_REF_KEYS:
         value = metadata.get(key) if isinstance(metadata, dict) else None
         if isinstance(value, str | int) and str(value).strip():
-            return str(value).strip()[:255]
+            ref = str(value).strip()
+            return ref if _ORDER_REF.match(ref) else None
     return None
 
 

@@ -368,3 +368,14 @@ def test_partial_answers_and_a_failed_batch_record_only_what_hubspot_took(sqlite
         assert (again["changed"], again["pushed"], again["failed"], again["unchanged"],
                 again["batches"]) == (51, 51, 0, 199, 1)  # fmt: skip
         assert count_rows(sqlite_url, EnrichmentPush) == 250
+
+
+def test_two_golden_customers_on_one_email_are_not_pushed(sqlite_url):
+    # A split (an undone merge) can leave two live golden customers with one e-mail:
+    # both would upsert the same HubSpot contact. Counted, never guessed.
+    b = HubBuilder(sqlite_url)
+    b.pay(b.customer(b.golden("gld_one", "Twin@example.com"), "stripe"), 500)
+    b.pay(b.customer(b.golden("gld_two", "twin@example.com"), "shopify"), 700)
+    b.pay(b.customer(b.golden("gld_solo", "solo@example.com"), "stripe"), 900)
+    out = enrich_chunk(None, dry_run=True, database_url=sqlite_url).as_dict()
+    assert (out["skipped_shared_email"], out["changed"]) == (2, 1)

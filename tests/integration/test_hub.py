@@ -213,3 +213,11 @@ def test_loads_announce_domain_events_with_ids_only(hub_url):
     (only_a,) = load("inventory_level", "erp", [levels[1].model_copy(
         update={"available": 7})]).events
     assert only_a.payload["skus"] == ["A"]
+    # Stock moves wait for the whole stream (a SKU's warehouses may be in two batches)
+    # and go out as one event; orders and payments go out with their batch.
+    from process_apis import events
+
+    assert events.immediate([moved, only_a, placed]) == [placed]
+    (merged,) = events.merge_stock([moved, only_a, placed])
+    assert (merged.payload["skus"], merged.payload["levels"]) == (["A", "B"], 3)
+    assert merged.resource["prefect.resource.id"] == "interchange.inventory.erp"

@@ -79,6 +79,9 @@ def test_charge_names_its_order_from_metadata():
     charges = [{**base, "id": "ch_a", "metadata": {"order_id": " ORD-7 ", "channel": "web"}},
                {**base, "id": "ch_b", "metadata": {"order_number": "1042"}},
                {**base, "id": "ch_c", "metadata": {"channel": "app"}},
-               {**base, "id": "ch_d"}]
+               {**base, "id": "ch_d"},
+               {**base, "id": "ch_e", "metadata": {"order_id": "ann@example.com"}},
+               {**base, "id": "ch_f", "metadata": {"order_id": "=HYPERLINK(\"x\")"}}]
     refs = {p.source_id: p.order_ref for p in map_records("payments", charges).records}
-    assert refs == {"ch_a": "ORD-7", "ch_b": "1042", "ch_c": None, "ch_d": None}
+    assert refs == {"ch_a": "ORD-7", "ch_b": "1042", "ch_c": None, "ch_d": None,
+                    "ch_e": None, "ch_f": None}  # not references: never exported
