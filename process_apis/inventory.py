@@ -68,8 +68,8 @@ from process_apis.mapping.common import clean
 from system_apis.shopify.client import shopify_client
 from system_apis.shopify.streams import (
     MAX_PAGE_SIZE,
-    iter_pages,
     list_location_ids,
+    read_inventory_levels,
     read_stream,
     set_inventory_levels,
 )
@@ -433,15 +433,8 @@ def verify_changes(config: SourceConfig, changes: Sequence[StockChange]) -> list
     if not changes:
         return []
     want = {(c.inventory_item_id, c.location_id): c for c in changes}
-    locations = ",".join(str(x) for x in sorted({c.location_id for c in changes}))
-    items = sorted({c.inventory_item_id for c in changes})
-    got: dict[tuple[int, int], Any] = {}
     with shopify_client(config) as client:
-        for i in range(0, len(items), _IDS_PER_READ):
-            params = {"inventory_item_ids": ",".join(map(str, items[i : i + _IDS_PER_READ])),
-                      "location_ids": locations}
-            for records, _ in iter_pages(client, "inventory_levels.json", "inventory_levels",
-                                         params=params):
-                for r in records:
-                    got[(r.get("inventory_item_id"), r.get("location_id"))] = r.get("available")
+        got = read_inventory_levels(client, (c.inventory_item_id for c in changes),
+                                    (c.location_id for c in changes),
+                                    per_request=_IDS_PER_READ)  # fmt: skip
     return [c for key, c in want.items() if got.get(key) != c.after]

@@ -87,6 +87,7 @@ __all__ = [
     "next_page_info",
     "parse_link_header",
     "parse_record",
+    "read_inventory_levels",
     "read_stream",
     "record_key",
     "set_inventory_levels",
@@ -245,6 +246,26 @@ def iter_pages(
         yield records, page_info
         if page_info is None:
             return
+
+
+def read_inventory_levels(
+    client: SourceClient, item_ids: Iterable[int], location_ids: Iterable[int],
+    *, per_request: int = 50,
+) -> dict[tuple[int, int], int | None]:
+    """``{(inventory_item_id, location_id): available}`` of the given items at the given
+    locations (``GET inventory_levels.json`` by ``inventory_item_ids``, up to
+    ``per_request`` ids a request, as Shopify allows)."""
+    items = sorted(set(item_ids))
+    locations = ",".join(str(x) for x in sorted(set(location_ids)))
+    got: dict[tuple[int, int], int | None] = {}
+    for i in range(0, len(items), per_request):
+        params = {"inventory_item_ids": ",".join(map(str, items[i : i + per_request])),
+                  "location_ids": locations}
+        for records, _ in iter_pages(client, "inventory_levels.json", "inventory_levels",
+                                     params=params):
+            for r in records:
+                got[(r.get("inventory_item_id"), r.get("location_id"))] = r.get("available")
+    return got
 
 
 def list_location_ids(client: SourceClient) -> list[int]:
