@@ -114,6 +114,13 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_cap: float = 60.0
 
+    @classmethod
+    def for_source(cls, config: Any) -> RetryPolicy:
+        """The policy a source's :class:`~interchange.settings.SourceConfig` asks for."""
+        return cls(max_retries=config.max_retries, backoff_base=config.backoff_base_seconds,
+                   backoff_max=config.backoff_max_seconds,
+                   retry_after_cap=config.retry_after_cap_seconds)  # fmt: skip
+
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
         return random.uniform(0, min(self.backoff_max, self.backoff_base * (2**attempt)))

@@ -206,12 +206,7 @@ def hubspot_client(
         timeout=config.timeout_seconds,
         rate_limit_per_second=rate,
         burst=config.burst,
-        policy=RetryPolicy(
-            max_retries=config.max_retries,
-            backoff_base=config.backoff_base_seconds,
-            backoff_max=config.backoff_max_seconds,
-            retry_after_cap=config.retry_after_cap_seconds,
-        ),
+        policy=RetryPolicy.for_source(config),
         transport=hints,
     )
     return HubSpotClient(base=base, auth=auth, hints=hints)

@@ -67,12 +67,7 @@ def stripe_client(
         timeout=config.timeout_seconds,
         rate_limit_per_second=config.rate_limit_per_second,
         burst=config.burst,
-        policy=RetryPolicy(
-            max_retries=config.max_retries,
-            backoff_base=config.backoff_base_seconds,
-            backoff_max=config.backoff_max_seconds,
-            retry_after_cap=config.retry_after_cap_seconds,
-        ),
+        policy=RetryPolicy.for_source(config),
         transport=transport,
     )
 
