@@ -3,7 +3,8 @@
 * ``interchange.order.placed`` - an order the hub had not seen (resource
   ``interchange.order.<hub id>``, related to its customer record).
 * ``interchange.payment.succeeded`` / ``interchange.payment.failed`` - a payment the hub
-  had not seen, by its status. (An update of a known payment is not a new fact.)
+  had not seen, or a known one whose status changed (pending -> succeeded), by its
+  status. (Other updates of a known payment are not new facts.)
 * ``interchange.inventory.changed`` - stock levels moved, resource
   ``interchange.inventory.<source>``, payload the SKUs that moved: what the inventory
   sync subscribes to (prefect.yaml triggers on the ERP's). Built per batch, sent once
@@ -50,8 +51,10 @@ def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
 
 
 def for_load(session: Session, entity: str, source: str, inserted: list[str],
-             updated: list[str]) -> list[DomainEvent]:  # fmt: skip
-    """The domain events of one load (rows ``inserted``/``updated`` by hub id)."""
+             updated: list[str], *, status_changed: list[str] | None = None
+             ) -> list[DomainEvent]:  # fmt: skip
+    """The domain events of one load (rows ``inserted``/``updated`` by hub id; payments
+    whose status changed in an update are announced like new ones)."""
     out: list[DomainEvent] = []
     if entity == "order" and inserted:
         t = Order.__table__
@@ -69,9 +72,9 @@ def for_load(session: Session, entity: str, source: str, inserted: list[str],
                     {"order_id": row.id, "source": row.source, "source_id": row.source_id,
                      "total_minor": row.total_minor, "currency": row.currency},
                     related))  # fmt: skip
-    elif entity == "payment" and inserted:
+    elif entity == "payment" and (inserted or status_changed):
         t = Payment.__table__
-        for chunk in _chunks(inserted):
+        for chunk in _chunks(inserted + list(status_changed or ())):
             for row in session.execute(sa.select(
                     t.c.id, t.c.source, t.c.kind, t.c.status, t.c.amount_minor, t.c.currency,
                     t.c.order_ref).where(t.c.id.in_(chunk))):  # fmt: skip

@@ -49,6 +49,7 @@ class LoadCounts:
     # Hub ids of the rows written, for domain events (ids, never data).
     inserted_ids: list[str] = field(default_factory=list)
     updated_ids: list[str] = field(default_factory=list)
+    status_changed_ids: list[str] = field(default_factory=list)  # updates with a new status
 
     def __iadd__(self, other: LoadCounts) -> LoadCounts:
         self.inserted += other.inserted
@@ -56,6 +57,7 @@ class LoadCounts:
         self.unchanged += other.unchanged
         self.inserted_ids += other.inserted_ids
         self.updated_ids += other.updated_ids
+        self.status_changed_ids += other.status_changed_ids
         return self
 
     @property
@@ -176,7 +178,7 @@ def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> Lo
     now = utcnow()
     for source, items in by_source.items():
         existing = _rows(session, table, source, [r.source_id for r in items],
-                         ["id", "content_hash", "customer_id"])
+                         ["id", "content_hash", "customer_id", "status"])
         # A refund names its charge, not always its customer: inherit the charge's.
         # The hash is taken before that, so it only changes when the source does.
         digests = {r.source_id: content_hash(r) for r in items}
@@ -212,6 +214,8 @@ def upsert_payments(session: Session, records: Sequence[CanonicalPayment]) -> Lo
                                 "content_hash": digest, "updated_at": now})
                 counts.updated += 1
                 counts.updated_ids.append(row.id)
+                if row.status != record.status:  # e.g. pending -> succeeded: a new fact
+                    counts.status_changed_ids.append(row.id)
             else:
                 counts.unchanged += 1
         _write(session, table, inserts, updates)

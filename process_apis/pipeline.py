@@ -152,7 +152,8 @@ def load_batch(
         outcome.inserted, outcome.updated, outcome.unchanged = (
             counts.inserted, counts.updated, counts.unchanged)
         outcome.events = events.for_load(session, processed.entity, processed.source,
-                                         counts.inserted_ids, counts.updated_ids)
+                                         counts.inserted_ids, counts.updated_ids,
+                                         status_changed=counts.status_changed_ids)
         outcome.resolved = hub.resolve_quarantined(
             session, entity=processed.entity, source=processed.source,
             source_ids=[r.source_id for r in processed.records],

@@ -191,6 +191,12 @@ def test_loads_announce_domain_events_with_ids_only(hub_url):
     assert "email" not in str(first.events) and "cus_1" not in str(first.events)
     again = run(hub_url, "payments", [charge(1, "cus_1")])
     assert again.events == []  # nothing new: nothing announced
+    # The pending payment settles: that is news; another field changing is not.
+    settled = run(hub_url, "payments", [{**charge(3, "cus_1"), "status": "succeeded"}])
+    assert [e.event for e in settled.events] == ["interchange.payment.succeeded"]
+    edited = run(hub_url, "payments", [{**charge(3, "cus_1"), "status": "succeeded",
+                                        "amount": 999}])
+    assert edited.updated == 1 and edited.events == []
 
     def load(entity, source, records):
         processed = pipeline.Processed(source=source, stream=entity, entity=entity,
