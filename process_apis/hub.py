@@ -108,47 +108,12 @@ def _write(session: Session, table: sa.Table, inserts: list[dict], updates: list
 
 
 def upsert_customers(session: Session, records: Sequence[CanonicalCustomer]) -> LoadCounts:
-    counts = LoadCounts()
-    records = _dedupe(records)
-    table = Customer.__table__
-    by_source: dict[str, list[CanonicalCustomer]] = {}
+    counts = upsert_simple(session, Customer.__table__, "cus", records)
+    by_source: dict[str, list[str]] = {}
     for r in records:
-        by_source.setdefault(r.source, []).append(r)
-    now = utcnow()
-    for source, items in by_source.items():
-        existing = _rows(session, table, source, [r.source_id for r in items],
-                         ["id", "content_hash", "deleted"])
-        inserts: list[dict] = []
-        updates: list[dict] = []
-        tombstones: list[dict] = []
-        for record in items:
-            row = existing.get(record.source_id)
-            if row is None:
-                inserts.append({**record.model_dump(), "id": new_id("cus"),
-                                "content_hash": content_hash(record),
-                                "created_at": now, "updated_at": now})
-                counts.inserted += 1
-                counts.inserted_ids.append(inserts[-1]["id"])
-            elif record.deleted:
-                # A tombstone carries no data: keep the last known values, flag the row.
-                if row.deleted:
-                    counts.unchanged += 1
-                else:
-                    tombstones.append({"id": row.id, "deleted": True, "updated_at": now})
-                    counts.updated += 1
-                    counts.updated_ids.append(row.id)
-            else:
-                digest = content_hash(record)
-                if row.content_hash != digest:
-                    updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
-                                    "content_hash": digest, "updated_at": now})
-                    counts.updated += 1
-                    counts.updated_ids.append(row.id)
-                else:
-                    counts.unchanged += 1
-        _write(session, table, inserts, updates)
-        _write(session, table, [], tombstones)
-        _link_payments(session, source, [r.source_id for r in items])
+        by_source.setdefault(r.source, []).append(r.source_id)
+    for source, ids in by_source.items():
+        _link_payments(session, source, ids)
     return counts
 
 
@@ -280,7 +245,8 @@ def link_orphans(session: Session, source: str) -> int:
 def upsert_simple(
     session: Session, table: sa.Table, id_prefix: str, records: Sequence[Any]
 ) -> LoadCounts:
-    """Idempotent upsert of flat canonical records (companies, products, stock levels)."""
+    """Idempotent upsert of flat canonical records (customers, companies, products, stock
+    levels). A tombstone (``deleted``) flags the row and keeps its last known values."""
     counts = LoadCounts()
     records = _dedupe(records)
     has_deleted = "deleted" in table.c
@@ -293,6 +259,7 @@ def upsert_simple(
         existing = _rows(session, table, source, [r.source_id for r in items], columns)
         inserts: list[dict] = []
         updates: list[dict] = []
+        tombstones: list[dict] = []
         for record in items:
             row = existing.get(record.source_id)
             digest = content_hash(record)
@@ -301,6 +268,14 @@ def upsert_simple(
                                 "content_hash": digest, "created_at": now, "updated_at": now})
                 counts.inserted += 1
                 counts.inserted_ids.append(inserts[-1]["id"])
+            elif has_deleted and record.deleted:
+                # A tombstone carries no data: keep the last known values, flag the row.
+                if row.deleted:
+                    counts.unchanged += 1
+                else:
+                    tombstones.append({"id": row.id, "deleted": True, "updated_at": now})
+                    counts.updated += 1
+                    counts.updated_ids.append(row.id)
             elif row.content_hash != digest:
                 updates.append({"id": row.id, **record.model_dump(exclude={"source"}),
                                 "content_hash": digest, "updated_at": now})
@@ -309,6 +284,7 @@ def upsert_simple(
             else:
                 counts.unchanged += 1
         _write(session, table, inserts, updates)
+        _write(session, table, [], tombstones)
     return counts
 
 

@@ -227,3 +227,22 @@ def test_loads_announce_domain_events_with_ids_only(hub_url):
     (merged,) = events.merge_stock([moved, only_a, placed])
     assert (merged.payload["skus"], merged.payload["levels"]) == (["A", "B"], 3)
     assert merged.resource["prefect.resource.id"] == "interchange.inventory.erp"
+
+
+def test_a_tombstone_keeps_the_last_values_for_every_entity(hub_url):
+    from process_apis.canonical.models import Company
+    from process_apis.canonical.views import CanonicalCompany
+
+    def load(records):
+        processed = pipeline.Processed(source="hubspot", stream="companies", entity="company",
+                                       read=len(records), records=records)
+        return pipeline.load_batch(processed, mode="full", cursor=None, high_water=None,
+                                   pages=1, database_url=hub_url)
+
+    load([CanonicalCompany(source="hubspot", source_id="9", name="Acme", domain="acme.test")])
+    gone = load([CanonicalCompany(source="hubspot", source_id="9", deleted=True)])
+    assert (gone.updated, gone.unchanged) == (1, 0)
+    assert load([CanonicalCompany(source="hubspot", source_id="9", deleted=True)]).unchanged == 1
+    with session_scope(hub_url) as s:
+        row = s.exec(select(Company)).one()
+        assert (row.deleted, row.name, row.domain) == (True, "Acme", "acme.test")
