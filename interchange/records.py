@@ -1,4 +1,4 @@
-"""Turning a pydantic validation failure on a source record into a SchemaError.
+"""Validating source records, and turning a pydantic failure into a SchemaError.
 
 Every system API validates raw records into source-shaped models; when one does not
 fit, the error must name the record, the fields and what is wrong with them - never
@@ -42,3 +42,22 @@ def schema_error(
     error.record_id = record_id  # type: ignore[attr-defined]
     error.problems = problems  # type: ignore[attr-defined]
     return error
+
+
+def validate_record(
+    source: str,
+    stream: str,
+    raw: Any,
+    model: Any,
+    *,
+    record_id: Callable[[Any], str | None],
+) -> Any:
+    """``raw`` (decoded JSON) validated into the pydantic ``model``, or a
+    :class:`SchemaError` naming the record (``record_id(raw)``), the fields and the
+    problems - never the values."""
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{source} {stream}: record is a JSON {json_type(raw)}, not an object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise schema_error(source, stream, record_id(raw), model.__name__, exc) from None

@@ -66,12 +66,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError, SourceHTTPError
 from interchange.http import SourceClient
-from interchange.records import schema_error
+from interchange.records import validate_record
 from system_apis.hubspot.client import get_json, post_json
 from system_apis.hubspot.models import HubSpotCompany, HubSpotContact, HubSpotModel
 
@@ -586,19 +584,11 @@ def parse_record(stream: str, raw: Any) -> HubSpotModel:
     exception's ``problems`` attribute.
     """
     spec = _spec(stream)
-    if not isinstance(raw, dict):
-        raise SchemaError(f"hubspot {stream}: record is a JSON {_json_type(raw)}, not an object")
-    try:
-        return spec.model.model_validate(raw)
-    except ValidationError as exc:
-        raise _schema_error(stream, raw, spec.model, exc) from None
+    return validate_record("hubspot", stream, raw, spec.model, record_id=_string_id)
 
 
-def _schema_error(
-    stream: str, raw: dict[str, Any], model: type[HubSpotModel], exc: ValidationError
-) -> SchemaError:
-    record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    return schema_error("hubspot", stream, record_id, model.__name__, exc)
+def _string_id(raw: dict[str, Any]) -> str | None:
+    return raw.get("id") if isinstance(raw.get("id"), str) else None
 
 
 # --------------------------------------------------------------------------- drift

@@ -58,12 +58,11 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from pydantic import ValidationError
 
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
-from interchange.records import schema_error
+from interchange.records import validate_record
 from system_apis.shopify.models import (
     ShopifyCustomer,
     ShopifyInventoryLevel,
@@ -456,13 +455,8 @@ def parse_record(stream: str, raw: Any) -> ShopifyModel:
     the problems (``problems`` attribute) - never the values.
     """
     spec = _spec(stream)
-    if not isinstance(raw, dict):
-        raise SchemaError(f"shopify {stream}: record is a JSON {_json_type(raw)}, not an object")
-    try:
-        return spec.model.model_validate(raw)
-    except ValidationError as exc:
-        raise schema_error("shopify", stream, str(record_key(stream, raw)),
-                           spec.model.__name__, exc) from None
+    return validate_record("shopify", stream, raw, spec.model,
+                           record_id=lambda r: str(record_key(stream, r)))
 
 
 _json_type = drift.json_type

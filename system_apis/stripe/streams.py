@@ -71,12 +71,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError, SourceNotFound
 from interchange.http import SourceClient
-from interchange.records import schema_error
+from interchange.records import validate_record
 from system_apis.stripe.client import get_json
 from system_apis.stripe.models import (
     StripeCharge,
@@ -419,10 +417,7 @@ def _list_body(
 
 
 def _parse_event(raw: dict[str, Any]) -> StripeEvent:
-    try:
-        return StripeEvent.model_validate(raw)
-    except ValidationError as exc:
-        raise _schema_error("events", raw, StripeEvent, exc) from None
+    return validate_record("stripe", "events", raw, StripeEvent, record_id=_string_id)
 
 
 def _cursor_after(state: _Cursor, after: str | None) -> str | None:
@@ -449,19 +444,11 @@ def parse_record(stream: str, raw: Any) -> StripeModel:
     structured list is on the exception's ``problems`` attribute.
     """
     spec = _spec(stream)
-    if not isinstance(raw, dict):
-        raise SchemaError(f"stripe {stream}: record is a JSON {_json_type(raw)}, not an object")
-    try:
-        return spec.model.model_validate(raw)
-    except ValidationError as exc:
-        raise _schema_error(stream, raw, spec.model, exc) from None
+    return validate_record("stripe", stream, raw, spec.model, record_id=_string_id)
 
 
-def _schema_error(
-    stream: str, raw: dict[str, Any], model: type[StripeModel], exc: ValidationError
-) -> SchemaError:
-    record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    return schema_error("stripe", stream, record_id, model.__name__, exc)
+def _string_id(raw: dict[str, Any]) -> str | None:
+    return raw.get("id") if isinstance(raw.get("id"), str) else None
 
 
 # --------------------------------------------------------------------------- drift
