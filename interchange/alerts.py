@@ -218,22 +218,47 @@ def automation_names(name_prefix: str = "interchange") -> tuple[str, str, str, s
 DRIFT_EVENT = "interchange.schema.drift"
 
 
+def _event_json_body(alert: str, fields: dict[str, str]) -> str:
+    """A JSON alert body for an event-triggered automation: ``alert``, the resource, the
+    given payload ``fields`` (Jinja expressions), the automation and when it happened."""
+    fields = {"resource": "event.resource.id", **fields, "automation": "automation.name",
+              "occurred": "(event.occurred.isoformat() if event.occurred else none)"}
+    parts = [f'"alert": "{alert}"'] + [f'"{k}": {{{{ {v}|tojson }}}}' for k, v in fields.items()]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _event_automation(*, name: str, description: str, resource: str, event: str,
+                      block_id: UUID, subject: str, body: str):  # fmt: skip
+    """An automation that notifies once per matching event (drift, reconciliation)."""
+    from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+
+    return AutomationCore(
+        name=name,
+        description=description,
+        enabled=True,
+        trigger=EventTrigger(
+            match={"prefect.resource.id": resource},
+            expect={event},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[SendNotification(block_document_id=block_id, subject=subject, body=body)],
+    )
+
+
 def _drift_body(json_body: bool) -> str:
     """What a schema-drift alert says: which source stream and which fields moved."""
     payload = "event.payload"
     if json_body:
-        fields = {
-            "resource": "event.resource.id",
+        return _event_json_body("drift", {
             "source": f"{payload}.source",
             "stream": f"{payload}.stream",
             "added": f"({payload}.added or [])",
             "missing": f"({payload}.missing or [])",
             "retyped": f"({payload}.retyped or [])",
-            "automation": "automation.name",
-            "occurred": "(event.occurred.isoformat() if event.occurred else none)",
-        }
-        parts = ['"alert": "drift"'] + [f'"{k}": {{{{ {v}|tojson }}}}' for k, v in fields.items()]
-        return "{" + ", ".join(parts) + "}"
+        })
     return (
         f"Schema drift in {{{{ {payload}.source }}}}/{{{{ {payload}.stream }}}}\n"
         f"Added: {{{{ ({payload}.added or [])|join(', ') }}}}\n"
@@ -318,25 +343,14 @@ def build_automations(
         ),
         actions=[action("slow")],
     )
-    drift = AutomationCore(
+    drift = _event_automation(
         name=drift_name,
         description="Notify when a source's field set changes (new, missing or retyped "
         "fields), as reported by a sync's interchange.schema.drift event.",
-        enabled=True,
-        trigger=EventTrigger(
-            match={"prefect.resource.id": "interchange.source.*"},
-            expect={DRIFT_EVENT},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=timedelta(0),
-        ),
-        actions=[SendNotification(
-            block_document_id=block_id,
-            subject="Interchange: schema drift in {{ event.payload.source }}/"
-                    "{{ event.payload.stream }}",
-            body=_drift_body(json_body),
-        )],
+        resource="interchange.source.*", event=DRIFT_EVENT, block_id=block_id,
+        subject="Interchange: schema drift in {{ event.payload.source }}/"
+                "{{ event.payload.stream }}",
+        body=_drift_body(json_body),
     )
     return [failed, slow_automation, drift, _reconciliation_automation(block_id, name_prefix,
                                                                         json_body)]
@@ -406,20 +420,13 @@ def _reconciliation_body(json_body: bool) -> str:
     """What a mismatch alert says: the rate against its threshold and the counts."""
     payload = "event.payload"
     if json_body:
-        fields = {
-            "resource": "event.resource.id",
+        return _event_json_body("reconciliation", {
             "rate": f"{payload}.rate",
             "threshold": f"{payload}.threshold",
             "problems": f"{payload}.problems",
             "counts": f"({payload}.counts or {{}})",
             "export": f"{payload}.export",
-            "automation": "automation.name",
-            "occurred": "(event.occurred.isoformat() if event.occurred else none)",
-        }
-        parts = ['"alert": "reconciliation"'] + [
-            f'"{k}": {{{{ {v}|tojson }}}}' for k, v in fields.items()
-        ]
-        return "{" + ", ".join(parts) + "}"
+        })
     return (
         f"Order-to-cash mismatch rate {{{{ {payload}.rate }}}} is above "
         f"{{{{ {payload}.threshold }}}} ({{{{ {payload}.problems }}}} problems)\n"
@@ -430,27 +437,15 @@ def _reconciliation_body(json_body: bool) -> str:
 
 
 def _reconciliation_automation(block_id: UUID, name_prefix: str, json_body: bool):
-    from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
-
-    return AutomationCore(
+    return _event_automation(
         name=reconciliation_automation_name(name_prefix),
         description="Notify when the order-to-cash mismatch rate is above its threshold, "
         "as reported by reconcile-orders' interchange.reconciliation.mismatch event.",
-        enabled=True,
-        trigger=EventTrigger(
-            match={"prefect.resource.id": "interchange.reconciliation.*"},
-            expect={RECONCILIATION_EVENT},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=timedelta(0),
-        ),
-        actions=[SendNotification(
-            block_document_id=block_id,
-            subject="Interchange: order-to-cash mismatch rate {{ event.payload.rate }} "
-                    "above {{ event.payload.threshold }}",
-            body=_reconciliation_body(json_body),
-        )],
+        resource="interchange.reconciliation.*", event=RECONCILIATION_EVENT,
+        block_id=block_id,
+        subject="Interchange: order-to-cash mismatch rate {{ event.payload.rate }} "
+                "above {{ event.payload.threshold }}",
+        body=_reconciliation_body(json_body),
     )
 
 
