@@ -62,6 +62,7 @@ from pydantic import ValidationError
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.records import schema_error
+from interchange.streams import InvalidCursor, Page
 from system_apis.erp.client import translate_db_error
 from system_apis.erp.models import ErpCustomer, ErpItem, ErpModel, ErpStock
 
@@ -105,24 +106,8 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a stream.
-
-    ``records`` are rows as dicts (column -> value as stored); ``cursor`` resumes right
-    after this page (``None`` only for an empty first page); ``high_water`` is the
-    largest ``LAST_MOD`` in the page as an aware UTC datetime, for the caller's
-    watermark; ``has_more`` is False on the last page.
-    """
-
-    records: list[dict[str, Any]]
-    cursor: str | None
-    high_water: datetime | None
-    has_more: bool
 
 
-class InvalidCursor(ConfigError):
-    """A cursor that this reader did not issue, or issued for another stream or mode."""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ from interchange import drift
 from interchange.errors import ConfigError, SchemaError, SourceHTTPError
 from interchange.http import SourceClient
 from interchange.records import validate_record
+from interchange.streams import InvalidCursor, Page
 from system_apis.hubspot.client import get_json, post_json
 from system_apis.hubspot.models import HubSpotCompany, HubSpotContact, HubSpotModel
 
@@ -138,24 +139,8 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a stream.
-
-    ``records`` are raw HubSpot objects; ``cursor`` resumes right after this page
-    (``None`` only when nothing at all was listed yet); ``high_water`` is the largest
-    last-modified time in this page as epoch seconds, for the caller's watermark;
-    ``has_more`` is False on the last page.
-    """
-
-    records: list[dict[str, Any]]
-    cursor: str | None
-    high_water: int | None
-    has_more: bool
 
 
-class InvalidCursor(ConfigError):
-    """A cursor that this reader did not issue, or issued for another stream or mode."""
 
 
 @dataclass(frozen=True)

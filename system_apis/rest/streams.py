@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -29,6 +28,7 @@ import orjson
 from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
+from interchange.streams import InvalidCursor, Page
 from system_apis.rest.paginators import PageRequest, make_paginator
 from system_apis.rest.spec import RestSource, RestStream, dig
 
@@ -38,16 +38,8 @@ Mode = Literal["full", "incremental"]
 _CURSOR_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Page:
-    records: list[dict[str, Any]]
-    cursor: str
-    high_water: int | None
-    has_more: bool
 
 
-class InvalidCursor(ConfigError):
-    """A cursor this reader did not issue, or issued for another stream or mode."""
 
 
 def _encode(stream: str, mode: str, since: int | None, request: PageRequest | None) -> str:

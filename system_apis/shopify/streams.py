@@ -63,6 +63,7 @@ from interchange import drift
 from interchange.errors import ConfigError, SchemaError
 from interchange.http import SourceClient
 from interchange.records import validate_record
+from interchange.streams import InvalidCursor, Page
 from system_apis.shopify.models import (
     ShopifyCustomer,
     ShopifyInventoryLevel,
@@ -121,19 +122,8 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page: raw records, the cursor after it, its high-water ``updated_at`` (epoch
-    seconds, ``None`` if no record had one) and whether more follows."""
-
-    records: list[dict[str, Any]]
-    cursor: str
-    high_water: int | None
-    has_more: bool
 
 
-class InvalidCursor(ConfigError):
-    """A cursor this reader did not issue, or issued for another stream or mode."""
 
 
 @dataclass(frozen=True)

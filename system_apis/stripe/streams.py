@@ -75,6 +75,7 @@ from interchange import drift
 from interchange.errors import ConfigError, SchemaError, SourceNotFound
 from interchange.http import SourceClient
 from interchange.records import validate_record
+from interchange.streams import InvalidCursor, Page
 from system_apis.stripe.client import get_json
 from system_apis.stripe.models import (
     StripeCharge,
@@ -154,24 +155,8 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a stream.
-
-    ``records`` are raw Stripe objects (current state); ``cursor`` resumes right after
-    this page (``None`` only when nothing at all was listed yet); ``high_water`` is the
-    largest ``created`` of the events or objects seen in this page, for the caller's
-    watermark; ``has_more`` is False on the last page.
-    """
-
-    records: list[dict[str, Any]]
-    cursor: str | None
-    high_water: int | None
-    has_more: bool
 
 
-class InvalidCursor(ConfigError):
-    """A cursor that this reader did not issue, or issued for another stream or mode."""
 
 
 @dataclass(frozen=True)
