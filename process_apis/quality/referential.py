@@ -108,23 +108,29 @@ def _quarantined_customers(session: Session, source: str, ids: set[str]) -> set[
     return found
 
 
+def _check_customers(session: Session, report: ReferentialReport, check: str,
+                     table: sa.Table, source: str, written: Any) -> None:  # fmt: skip
+    """``check``: the ``written`` rows of ``table`` whose customer is not in the hub."""
+    report.checked[check] = session.execute(
+        sa.select(sa.func.count()).select_from(table)
+        .where(written, table.c.customer_source_id.is_not(None))).scalar_one()
+    rows = session.execute(
+        sa.select(table.c.source_id, table.c.customer_source_id)
+        .where(written, _customer_missing(table, source))).all()
+    quarantined = _quarantined_customers(session, source, {r.customer_source_id for r in rows})
+    for row in rows:
+        reason = ("customer quarantined" if row.customer_source_id in quarantined
+                  else "customer missing")
+        report.add(check, row.source_id, reason)
+
+
 def check_run(session: Session, source: str, since: dt.datetime) -> ReferentialReport:
     """Referential checks over what this run of ``source`` wrote (``updated_at >= since``)."""
     report = ReferentialReport(source=source)
     orders, lines, payments = Order.__table__, OrderLine.__table__, Payment.__table__
 
     written = sa.and_(orders.c.source == source, orders.c.updated_at >= since)
-    report.checked[ORDER_CUSTOMER] = session.execute(
-        sa.select(sa.func.count()).select_from(orders)
-        .where(written, orders.c.customer_source_id.is_not(None))).scalar_one()
-    rows = session.execute(
-        sa.select(orders.c.source_id, orders.c.customer_source_id)
-        .where(written, _customer_missing(orders, source))).all()
-    quarantined = _quarantined_customers(session, source, {r.customer_source_id for r in rows})
-    for row in rows:
-        reason = ("customer quarantined" if row.customer_source_id in quarantined
-                  else "customer missing")
-        report.add(ORDER_CUSTOMER, row.source_id, reason)
+    _check_customers(session, report, ORDER_CUSTOMER, orders, source, written)
 
     of_written = sa.and_(
         lines.c.source == source,
@@ -141,17 +147,7 @@ def check_run(session: Session, source: str, since: dt.datetime) -> ReferentialR
         report.add(LINE_PRODUCT, row.order_source_id, "product missing")
 
     paid = sa.and_(payments.c.source == source, payments.c.updated_at >= since)
-    report.checked[PAYMENT_CUSTOMER] = session.execute(
-        sa.select(sa.func.count()).select_from(payments)
-        .where(paid, payments.c.customer_source_id.is_not(None))).scalar_one()
-    rows = session.execute(
-        sa.select(payments.c.source_id, payments.c.customer_source_id)
-        .where(paid, _customer_missing(payments, source))).all()
-    quarantined = _quarantined_customers(session, source, {r.customer_source_id for r in rows})
-    for row in rows:
-        reason = ("customer quarantined" if row.customer_source_id in quarantined
-                  else "customer missing")
-        report.add(PAYMENT_CUSTOMER, row.source_id, reason)
+    _check_customers(session, report, PAYMENT_CUSTOMER, payments, source, paid)
 
     report.hub_orphans = hub_orphans(session, source).get(source, {})
     return report
